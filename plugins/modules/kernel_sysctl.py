@@ -76,11 +76,13 @@ options:
   persist_path:
     description:
       - File to persist the settings in. Its parent directory is created when missing.
-      - Use C(/etc/sysctl.conf) where the init system reads only that file (BusyBox C(sysctl -p) in an rcS script).
-      - The default name sorts before C(99-sysctl.conf) so a local C(/etc/sysctl.conf) can still override;
-        the module warns when a file read later at boot sets a managed key to another value.
-    type: path
-    default: /etc/sysctl.d/90-edgewarden.conf
+      - V(auto) picks by the init system the module detects on the device (PID 1 and the filesystem), in the
+        same call; C(/etc/sysctl.conf) (a managed block) under BusyBox init, whose rcS runs C(sysctl -p),
+        else C(/etc/sysctl.d/99-zz-edgewarden.conf), which sorts after distribution files such as
+        C(99-sysctl.conf) and systemd's C(99-protect-links.conf) so the hardened value is the one set at boot.
+      - The module warns when a file read later at boot sets a managed key to another value.
+    type: str
+    default: auto
   limits:
     description:
       - Per-key bounds for values with a kernel-dependent range, merged over the built-in ones (from the kernel
@@ -216,7 +218,7 @@ persisted_to:
   description: The file holding the settings, or null when they could not be persisted or O(persist=false).
   returned: success
   type: str
-  sample: /etc/sysctl.d/90-edgewarden.conf
+  sample: /etc/sysctl.d/99-zz-edgewarden.conf
 limits:
   description: Bounds in effect per key, with where each came from.
   returned: success
@@ -235,6 +237,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import kconfig, sysctl
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import diff_from_records
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.initsys import classify_init, gather_init_evidence
 
 ARGUMENT_SPEC = dict(
     settings=dict(type="dict", required=True),
@@ -242,7 +245,7 @@ ARGUMENT_SPEC = dict(
     optional_keys=dict(type="list", elements="str", no_log=False),
     strict=dict(type="bool", default=False),
     persist=dict(type="bool", default=True),
-    persist_path=dict(type="path", default=sysctl.DEFAULT_PERSIST_PATH),
+    persist_path=dict(type="str", default=sysctl.AUTO),
     limits=dict(type="dict"),
 )
 
@@ -255,9 +258,12 @@ def main():
         source, text = kconfig.read_config()
         if text is not None:
             builtin.update(sysctl.kconfig_limits(kconfig.parse_kconfig(text), source))
+    persist_path = p["persist_path"]
+    if persist_path == sysctl.AUTO:
+        persist_path = sysctl.choose_persist_path(persist_path, classify_init(gather_init_evidence())["name"])
     result = sysctl.run(
         p["settings"], missing=p["missing"], optional_keys=p["optional_keys"], strict=p["strict"],
-        persist=p["persist"], persist_path=p["persist_path"], limits=p["limits"], builtin_limits=builtin,
+        persist=p["persist"], persist_path=os.path.expanduser(persist_path), limits=p["limits"], builtin_limits=builtin,
         check_mode=module.check_mode,
     )
     for warning in result.pop("warnings", []):

@@ -176,3 +176,227 @@ def parse_os_release(text):
             continue
         release[key] = _unquote_os_release(value)
     return release
+
+
+# --- processes and socket owners -------------------------------------------------------
+#
+# Who owns a listening socket, without ss, netstat or lsof: every /proc/<pid>/fd/* link
+# that reads ``socket:[INODE]`` names the inode a /proc/net line carries. Reading another
+# user's fd directory needs root (or CAP_SYS_PTRACE); a socket whose owner cannot be read
+# keeps an empty process list instead of failing. In a PID namespace only that namespace's
+# processes are visible, which is also the set that can hold its sockets.
+
+_SOCKET_LINK = re.compile(r"^socket:\[(\d+)\]$")
+# systemd names the cgroup of a unit after the unit; scopes hold sessions and containers.
+_UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".swap")
+
+
+def list_pids(proc_root="/proc"):
+    """Numeric /proc entries, ascending; an unreadable /proc is no processes."""
+    try:
+        names = os.listdir(proc_root)
+    except OSError:
+        return []
+    return sorted(int(name) for name in names if name.isdigit())
+
+
+def parse_cmdline(raw):
+    """/proc/<pid>/cmdline bytes as a list of strings (NUL-separated, trailing NUL dropped)."""
+    if not raw:
+        return []
+    return [arg.decode("utf-8", "replace") for arg in raw.rstrip(b"\0").split(b"\0")]
+
+
+def parse_stat_ppid(text):
+    """The parent pid from /proc/<pid>/stat text; comm may hold spaces and parentheses."""
+    if not text:
+        return None
+    rest = text[text.rfind(")") + 1:].split()
+    try:
+        return int(rest[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def parse_cgroup_unit(text):
+    """The systemd unit a process runs in, from /proc/<pid>/cgroup text, or None.
+
+    Takes the unified (``0::``) line or the ``name=systemd`` hierarchy, and returns the
+    innermost path component that is a unit (``ssh.service``, ``session-3.scope``).
+    """
+    paths = []
+    for line in (text or "").splitlines():
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        hierarchy, controllers, path = fields
+        if (hierarchy == "0" and controllers == "") or controllers == "name=systemd":
+            paths.append(path)
+    for path in paths:
+        for part in reversed(path.strip("/").split("/")):
+            if part.endswith(_UNIT_SUFFIXES):
+                return part
+    return None
+
+
+def process_info(pid, proc_root="/proc"):
+    """One process as plain data: pid, ppid, comm, exe (None when unreadable), cmdline, unit."""
+    base = os.path.join(proc_root, str(pid))
+    try:
+        exe = os.readlink(os.path.join(base, "exe"))
+    except OSError:
+        exe = None
+    if exe and exe.endswith(" (deleted)"):
+        exe = exe[:-len(" (deleted)")]
+    comm = read_text(os.path.join(base, "comm"))
+    return {
+        "pid": pid,
+        "ppid": parse_stat_ppid(read_text(os.path.join(base, "stat"))),
+        "comm": comm.strip() if comm is not None else None,
+        "exe": exe,
+        "cmdline": parse_cmdline(read_bytes(os.path.join(base, "cmdline"), b"")),
+        "unit": parse_cgroup_unit(read_text(os.path.join(base, "cgroup"))),
+    }
+
+
+def socket_inodes(pid, proc_root="/proc"):
+    """Inodes of the sockets a process holds open (its fd links); empty when unreadable."""
+    fd_dir = os.path.join(proc_root, str(pid), "fd")
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return set()
+    inodes = set()
+    for name in names:
+        try:
+            match = _SOCKET_LINK.match(os.readlink(os.path.join(fd_dir, name)))
+        except OSError:
+            continue  # the fd closed between listdir and readlink
+        if match:
+            inodes.add(int(match.group(1)))
+    return inodes
+
+
+def socket_owners(proc_root="/proc", inodes=None):
+    """``{inode: [pid, ...]}`` for every socket held by a visible process.
+
+    With ``inodes``, only those sockets are kept (the listening ones), so the map stays small.
+    A socket shared by a pre-forked server and its workers lists every holder.
+    """
+    owners = {}
+    for pid in list_pids(proc_root):
+        for inode in socket_inodes(pid, proc_root):
+            if inodes is None or inode in inodes:
+                owners.setdefault(inode, []).append(pid)
+    return owners
+
+
+def listening_sockets_with_owners(proc_root="/proc"):
+    """``listening_sockets`` plus ``processes``: the holders of each socket as ``process_info`` dicts."""
+    sockets = listening_sockets(proc_root)
+    owners = socket_owners(proc_root, set(s["inode"] for s in sockets))
+    infos = {}
+    for sock in sockets:
+        procs = []
+        for pid in owners.get(sock["inode"], []):
+            if pid not in infos:
+                infos[pid] = process_info(pid, proc_root)
+            procs.append(infos[pid])
+        sock["processes"] = procs
+    return sockets
+
+
+def ancestors(pid, proc_root="/proc", limit=64):
+    """``pid`` and its parents up to PID 1 (or as far as they can be read)."""
+    chain = []
+    current = pid
+    while current and current not in chain and len(chain) < limit:
+        chain.append(current)
+        current = parse_stat_ppid(read_text(os.path.join(proc_root, str(current), "stat")))
+    return chain
+
+
+# --- listener allowlist (pure) -----------------------------------------------------------
+
+LISTENER_PROTOS = ("tcp", "udp", "tcp4", "udp4", "tcp6", "udp6")
+_ANY_ADDRESS = (None, "", "any", "*")
+
+
+def _unmapped(address):
+    """``::ffff:10.0.0.1`` -> ``10.0.0.1``: a v4-mapped bind is the IPv4 address."""
+    if address and address.lower().startswith("::ffff:") and "." in address:
+        return address[7:]
+    return address
+
+
+def is_loopback(address):
+    address = _unmapped(address) or ""
+    return address.startswith("127.") or address == "::1"
+
+
+def _proto_matches(wanted, proto):
+    wanted = (wanted or "").lower()
+    if wanted in ("tcp", "udp"):
+        return proto.rstrip("6") == wanted
+    if wanted in ("tcp4", "udp4"):
+        return proto == wanted[:3]
+    return proto == wanted
+
+
+def _address_matches(wanted, address):
+    if wanted in _ANY_ADDRESS:
+        return True
+    if wanted == "loopback":
+        return is_loopback(address)
+    return _unmapped(str(wanted)).lower() == (_unmapped(address) or "").lower()
+
+
+def _process_matches(wanted, processes):
+    if not wanted:
+        return True
+    for proc in processes or []:
+        names = [proc.get("comm"), os.path.basename(proc.get("exe") or "")]
+        if proc.get("cmdline"):
+            names.append(os.path.basename(proc["cmdline"][0]))
+        if wanted in names:
+            return True
+    return False
+
+
+def listener_allowed(sock, allowed, ignore_loopback=False):
+    """Why a listening socket is allowed (a short reason), or None when nothing allows it.
+
+    An entry matches on ``proto`` (tcp/udp: both families; tcp4/tcp6...: one), ``port``,
+    optional ``address`` (any, loopback, or one address; a v4-mapped bind equals its IPv4
+    address) and optional ``process`` (comm, exe or argv[0] basename of a holder).
+    """
+    if ignore_loopback and is_loopback(sock["address"]):
+        return "loopback"
+    for index, entry in enumerate(allowed or []):
+        if int(entry.get("port", -1)) != sock["port"]:
+            continue
+        if not _proto_matches(entry.get("proto"), sock["proto"]):
+            continue
+        if not _address_matches(entry.get("address"), sock["address"]):
+            continue
+        if not _process_matches(entry.get("process"), sock.get("processes")):
+            continue
+        return "allowlist entry %d (%s/%s%s)" % (
+            index, entry.get("proto"), entry.get("port"),
+            "" if entry.get("address") in _ANY_ADDRESS else " on %s" % entry.get("address"))
+    return None
+
+
+def describe_listener(sock):
+    """``tcp 0.0.0.0:8081 pid 412 python3 (python3 -m http.server 8081)`` for reports."""
+    address = sock["address"]
+    shown = "[%s]:%d" % (address, sock["port"]) if ":" in address else "%s:%d" % (address, sock["port"])
+    owners = []
+    for proc in sock.get("processes") or []:
+        text = "pid %d %s" % (proc["pid"], proc.get("comm") or "?")
+        if proc.get("unit"):
+            text += " [%s]" % proc["unit"]
+        if proc.get("cmdline"):
+            text += " (%s)" % " ".join(proc["cmdline"])[:120]
+        owners.append(text)
+    return "%s %s %s" % (sock["proto"], shown, "; ".join(owners) if owners else "owner unknown")

@@ -39,8 +39,19 @@ from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.f
 )
 
 PROC_SYS = "/proc/sys"
-DEFAULT_PERSIST_PATH = "/etc/sysctl.d/90-edgewarden.conf"
+# Sorts after every distribution file (99-sysctl.conf, systemd's 99-protect-links.conf):
+# at boot, the hardened value is the one that stays
+DEFAULT_PERSIST_PATH = "/etc/sysctl.d/99-zz-edgewarden.conf"
 SYSCTL_CONF = "/etc/sysctl.conf"
+AUTO = "auto"
+
+
+def choose_persist_path(persist_path, init_name):
+    """Resolve ``auto``: BusyBox init runs only ``sysctl -p`` (sysctl.conf) from its rcS;
+    systemd, procps' init script and OpenWrt's procd read sysctl.d."""
+    if persist_path != AUTO:
+        return persist_path
+    return SYSCTL_CONF if init_name == "busybox" else DEFAULT_PERSIST_PATH
 # Directories systemd-sysctl and `sysctl --system` read; later file names win.
 SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 ID_PREFIX = "kernel.sysctl/"

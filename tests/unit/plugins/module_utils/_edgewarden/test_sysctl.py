@@ -779,3 +779,14 @@ def test_role_defaults_are_valid_module_input():
     for key in settings:
         if key.startswith("net.ipv6."):
             assert key in optional, key
+
+
+@pytest.mark.parametrize("requested, init_name, expected", [
+    ("auto", "busybox", "/etc/sysctl.conf"),
+    ("auto", "systemd", "/etc/sysctl.d/99-zz-edgewarden.conf"),
+    ("auto", "procd", "/etc/sysctl.d/99-zz-edgewarden.conf"),
+    ("auto", "unknown", "/etc/sysctl.d/99-zz-edgewarden.conf"),
+    ("/etc/sysctl.d/50-site.conf", "busybox", "/etc/sysctl.d/50-site.conf"),
+])
+def test_choose_persist_path(requested, init_name, expected):
+    assert sysctl.choose_persist_path(requested, init_name) == expected
