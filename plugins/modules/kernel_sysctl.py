@@ -263,7 +263,7 @@ def main():
         persist_path = sysctl.choose_persist_path(persist_path, classify_init(gather_init_evidence())["name"])
     result = sysctl.run(
         p["settings"], missing=p["missing"], optional_keys=p["optional_keys"], strict=p["strict"],
-        persist=p["persist"], persist_path=os.path.expanduser(persist_path), limits=p["limits"], builtin_limits=builtin,
+        persist=p["persist"], persist_path=persist_path, limits=p["limits"], builtin_limits=builtin,
         check_mode=module.check_mode,
     )
     for warning in result.pop("warnings", []):

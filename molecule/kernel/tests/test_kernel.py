@@ -2,9 +2,7 @@
 """The kernel role's effect, read on each host independently of the module."""
 
 import os
-import subprocess
 
-import pytest
 import testinfra.utils.ansible_runner
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(

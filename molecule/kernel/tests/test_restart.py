@@ -5,7 +5,6 @@ Runs after test_kernel.py (pytest takes files in name order). The namespaced Deb
 runs no init system that would load sysctl.d at boot, so it is not part of this test.
 """
 
-import os
 import subprocess
 
 from test_kernel import KERNEL_WIDE, LAB, PER_NAMESPACE, live, name

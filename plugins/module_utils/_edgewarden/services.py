@@ -428,6 +428,9 @@ class Backend(object):
                                                               self.no_control_reason(state))), []
         ops = [op_run([state["script"], "start" if wanted == "started" else "stop"],
                       "%s %s" % ("start" if wanted == "started" else "stop", unit), detach=wanted == "started")]
+        if wanted == "stopped":
+            # before the files change: a masked script can no longer be executed
+            ops[0]["first"] = True
         return record(_record_id("state", unit), before, after, where="live",
                       detail="; ".join(describe_op(op) for op in ops)), ops
 
@@ -1136,7 +1139,7 @@ def plan_all(backend, states, protected_pids=None, required=False):
     record, because it would cut the access the next run needs.
     """
     protected = set(protected_pids or [])
-    records, file_ops, reload_ops, runtime_ops = [], [], [], []
+    records, first_ops, file_ops, reload_ops, runtime_ops = [], [], [], [], []
     summaries = []
     for spec, unit_states in states:
         desired = dict((key, spec.get(key)) for key in ("state", "enabled", "masked"))
@@ -1162,9 +1165,12 @@ def plan_all(backend, states, protected_pids=None, required=False):
             for op in reloads:
                 if op not in reload_ops:
                     reload_ops.append(op)
-            runtime_ops.extend(runtime)
+            first_ops.extend(op for op in runtime if op.get("first"))
+            runtime_ops.extend(op for op in runtime if not op.get("first"))
             summaries.append(_summary(state, recs))
-    return {"records": records, "ops": file_ops + reload_ops + runtime_ops, "services": summaries}
+    # script stops, then files, then one reload, then what needs the new files (a start,
+    # terminating a process init no longer respawns)
+    return {"records": records, "ops": first_ops + file_ops + reload_ops + runtime_ops, "services": summaries}
 
 
 def _summary(state, recs):

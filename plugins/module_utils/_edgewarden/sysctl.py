@@ -52,6 +52,8 @@ def choose_persist_path(persist_path, init_name):
     if persist_path != AUTO:
         return persist_path
     return SYSCTL_CONF if init_name == "busybox" else DEFAULT_PERSIST_PATH
+
+
 # Directories systemd-sysctl and `sysctl --system` read; later file names win.
 SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 ID_PREFIX = "kernel.sysctl/"
@@ -66,6 +68,7 @@ BLOCK_NOTE = MANAGED_MARK + " Lines between these markers are rewritten; edit ou
 # sysctl values are at most a page; a bound keeps a mistaken path (a device) from being read forever.
 MAX_READ = 65536
 MISSING_POLICIES = ("fail", "warn", "skip")
+
 
 # Values the kernel documents (and mostly enforces with proc_dointvec_minmax). Checked
 # before anything is written so a typo fails the task instead of half-applying.

@@ -4,13 +4,25 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
 
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.procfs import (
+    ancestors,
     decode_address,
+    describe_listener,
+    is_loopback,
+    list_pids,
+    listener_allowed,
     listening_sockets,
+    listening_sockets_with_owners,
+    parse_cgroup_unit,
+    parse_cmdline,
+    parse_stat_ppid,
+    process_info,
+    socket_owners,
     parse_meminfo,
     parse_mounts,
     parse_os_release,
@@ -258,3 +270,126 @@ def test_read_bytes(tmp_path):
     path.write_bytes(b"/sbin/init\0splash\0")
     assert read_bytes(str(path)) == b"/sbin/init\0splash\0"
     assert read_bytes(str(tmp_path / "missing"), b"") == b""
+
+
+# --- processes and socket owners ---------------------------------------------------------
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"python3\0-m\0http.server\08081\0", ["python3", "-m", "http.server", "8081"]),
+    (b"sshd: root@notty", ["sshd: root@notty"]),
+    (b"", []),
+    (None, []),
+])
+def test_parse_cmdline(raw, expected):
+    assert parse_cmdline(raw) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("412 (python3) S 1 412 412 0 -1 4194560 1011", 1),
+    ("77 (a) b (c) d) R 12 77 77 0", 12),
+    ("1 (init) S 0 1 1 0", 0),
+    ("garbage", None),
+    (None, None),
+])
+def test_parse_stat_ppid(text, expected):
+    assert parse_stat_ppid(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0::/system.slice/ssh.service\n", "ssh.service"),
+    ("0::/system.slice/system-getty.slice/getty@tty1.service\n", "getty@tty1.service"),
+    ("0::/user.slice/user-0.slice/session-3.scope\n", "session-3.scope"),
+    ("12:cpu,cpuacct:/system.slice/cron.service\n1:name=systemd:/system.slice/cron.service\n0::/\n", "cron.service"),
+    ("0::/\n", None),
+    ("0::/openrc.sshd\n", None),
+    ("", None),
+    (None, None),
+])
+def test_parse_cgroup_unit(text, expected):
+    assert parse_cgroup_unit(text) == expected
+
+
+def fake_proc_tree(tmp_path):
+    """Two processes holding listening sockets, one holding a connected one, pid 1 without fds."""
+    net = tmp_path / "net"
+    net.mkdir()
+    (net / "tcp").write_text(TCP)
+    (net / "udp").write_text(UDP)
+    procs = {
+        1: ("init", b"/sbin/init\0", "0::/init.scope\n", 0, {}),
+        412: ("python3", b"python3\0-m\0http.server\0", "0::/\n", 1, {"3": "socket:[16213]", "4": "/dev/null"}),
+        413: ("python3", b"python3\0worker\0", "0::/\n", 412, {"3": "socket:[16213]"}),
+        500: ("dhclient", b"dhclient\0eth0\0", "0::/system.slice/ifup@eth0.service\n", 1,
+              {"5": "socket:[17895]", "6": "socket:[99999]", "7": "pipe:[1234]"}),
+    }
+    for pid, (comm, cmdline, cgroup, ppid, fds) in procs.items():
+        base = tmp_path / str(pid)
+        (base / "fd").mkdir(parents=True)
+        (base / "comm").write_text(comm + "\n")
+        (base / "cmdline").write_bytes(cmdline)
+        (base / "cgroup").write_text(cgroup)
+        (base / "stat").write_text("%d (%s) S %d 1 1 0" % (pid, comm, ppid))
+        for fd, target in fds.items():
+            os.symlink(target, str(base / "fd" / fd))
+    return str(tmp_path)
+
+
+def test_socket_owners_and_process_info(tmp_path):
+    proc = fake_proc_tree(tmp_path)
+    assert list_pids(proc) == [1, 412, 413, 500]
+    assert socket_owners(proc) == {16213: [412, 413], 17895: [500], 99999: [500]}
+    assert socket_owners(proc, {17895}) == {17895: [500]}
+    info = process_info(500, proc)
+    assert info == {"pid": 500, "ppid": 1, "comm": "dhclient", "exe": None, "cmdline": ["dhclient", "eth0"],
+                    "unit": "ifup@eth0.service"}
+    assert ancestors(413, proc) == [413, 412, 1]
+    assert list_pids(str(tmp_path / "missing")) == []
+
+
+@pytest.mark.skipif(sys.byteorder != "little", reason="the samples are as a little-endian kernel prints them")
+def test_listening_sockets_with_owners(tmp_path):
+    proc = fake_proc_tree(tmp_path)
+    found = dict(((s["proto"], s["port"]), s) for s in listening_sockets_with_owners(proc))
+    assert [p["pid"] for p in found[("tcp", 22)]["processes"]] == [412, 413]
+    assert found[("udp", 68)]["processes"][0]["unit"] == "ifup@eth0.service"
+    # owned by nothing visible (another namespace, or not readable without root)
+    assert found[("tcp", 3306)]["processes"] == []
+    assert describe_listener(found[("tcp", 22)]) == (
+        "tcp 0.0.0.0:22 pid 412 python3 (python3 -m http.server); pid 413 python3 (python3 worker)")
+    assert describe_listener(found[("tcp", 3306)]) == "tcp 127.0.0.1:3306 owner unknown"
+
+
+# --- listener allowlist --------------------------------------------------------------------
+
+def sock(proto, address, port, comm=None):
+    procs = [{"pid": 9, "comm": comm, "exe": "/usr/sbin/" + comm, "cmdline": [comm]}] if comm else []
+    return {"proto": proto, "address": address, "port": port, "processes": procs}
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("127.0.0.1", True), ("127.0.0.53", True), ("::1", True), ("::ffff:127.0.0.1", True),
+    ("0.0.0.0", False), ("::", False), ("10.0.0.1", False),
+])
+def test_is_loopback(address, expected):
+    assert is_loopback(address) is expected
+
+
+@pytest.mark.parametrize("listener, allowed, ignore_loopback, expected", [
+    (sock("tcp", "0.0.0.0", 22), [{"proto": "tcp", "port": 22}], False, True),
+    (sock("tcp6", "::", 22), [{"proto": "tcp", "port": 22}], False, True),
+    (sock("tcp6", "::", 22), [{"proto": "tcp4", "port": 22}], False, False),
+    (sock("udp", "0.0.0.0", 22), [{"proto": "tcp", "port": 22}], False, False),
+    (sock("tcp", "0.0.0.0", 8081), [{"proto": "tcp", "port": 22}], False, False),
+    (sock("tcp", "10.0.0.5", 80), [{"proto": "tcp", "port": 80, "address": "10.0.0.5"}], False, True),
+    (sock("tcp", "0.0.0.0", 80), [{"proto": "tcp", "port": 80, "address": "10.0.0.5"}], False, False),
+    (sock("tcp6", "::ffff:10.0.0.5", 80), [{"proto": "tcp", "port": 80, "address": "10.0.0.5"}], False, True),
+    (sock("tcp", "127.0.0.1", 631), [{"proto": "tcp", "port": 631, "address": "loopback"}], False, True),
+    (sock("tcp", "0.0.0.0", 631), [{"proto": "tcp", "port": 631, "address": "loopback"}], False, False),
+    (sock("tcp", "127.0.0.1", 3306), [], True, True),
+    (sock("tcp", "127.0.0.1", 3306), [], False, False),
+    (sock("tcp", "0.0.0.0", 22, "dropbear"), [{"proto": "tcp", "port": 22, "process": "dropbear"}], False, True),
+    (sock("tcp", "0.0.0.0", 22, "telnetd"), [{"proto": "tcp", "port": 22, "process": "dropbear"}], False, False),
+    (sock("tcp", "0.0.0.0", 22), [{"proto": "tcp", "port": 22, "process": "dropbear"}], False, False),
+])
+def test_listener_allowed(listener, allowed, ignore_loopback, expected):
+    assert bool(listener_allowed(listener, allowed, ignore_loopback)) is expected

@@ -1,0 +1,979 @@
+# Copyright (c) edgewarden.hardening contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# PRIVATE to edgewarden.hardening (see __init__.py).
+"""nftables on the device: one table replaced atomically, with commit-confirm.
+
+Everything here serves one rule: never leave a device unreachable.
+
+* The new table is validated (``nft -c -f``) and applied in ONE ``nft -f`` transaction
+  that adds an empty table, deletes it and defines it again: the kernel swaps the whole
+  table or nothing, and never touches another table (no ``flush ruleset``).
+* Before applying, the current table is saved as a restore file of the same shape
+  ("table did not exist" restores to no table) and a rollback is armed: a detached
+  ``/bin/sh`` that sleeps, then restores unless the apply was confirmed. Confirmation
+  and rollback race on one ``rename``: whichever renames ``armed`` first wins, so a late
+  confirmation can never pretend a rolled-back ruleset is live.
+* "Changed" compares the normalized live table with the candidate as nft itself lists
+  it. The candidate is listed after loading it into a throwaway network namespace, where
+  it filters nothing; where that is impossible (no namespaces, no ``unshare`` and no
+  ``ctypes``) a record of the last apply stands in for it.
+* The confirmation must come over a different TCP connection than the apply: the SSH
+  connection serving each step is identified from /proc, and a confirmation that
+  arrives over the apply's own connection proves nothing and is refused.
+
+Only the standard library, Python 3.8+, and the shell, ``sleep``, ``mv`` and ``date``
+of BusyBox.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import procfs
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import record
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.files import (
+    ValidationError,
+    atomic_write,
+    is_readonly_fs,
+    read_text,
+)
+
+STATE_ROOTS = ("/run/edgewarden/firewall", "/tmp/edgewarden-firewall")
+KEEP_STATE_DIRS = 5
+CLONE_NEWNET = 0x40000000
+C_ENV = {"LC_ALL": "C", "LANG": "C"}
+
+ARMED, CONFIRMED, ROLLING, ROLLED_BACK, ROLLBACK_FAILED, CANCELLED, STALE = (
+    "armed", "confirmed", "rolling", "rolled-back", "rollback-failed", "cancelled", "stale")
+# the file present in a token directory says its state; checked in this order
+STATE_FILES = (ROLLED_BACK, ROLLBACK_FAILED, ROLLING, CONFIRMED, CANCELLED, STALE, ARMED)
+
+_TABLE_STMT = re.compile(
+    r"^\s*(?:(?:add|create|delete|destroy|flush|list)\s+)?table\s+([a-z0-9_]+)(?:\s+([A-Za-z0-9_.-]+))?", re.M)
+_FORBIDDEN = re.compile(r"^\s*(flush\s+ruleset|include\s|define\s)", re.M)
+_MARKER = re.compile(r"^@@EW:([A-Z]+)@@$", re.M)
+
+
+class NftError(Exception):
+    """nft refused something; ``detail`` holds its stderr."""
+
+    def __init__(self, message, detail=""):
+        super(NftError, self).__init__(message)
+        self.detail = detail
+
+
+# ----------------------------------------------------------------------------- texts (pure)
+
+
+def table_spec(family, name):
+    return "%s %s" % (family, name)
+
+
+def guard_ruleset(ruleset, family, name):
+    """Problems that make ``ruleset`` unsafe to load as our table: other tables,
+    ``flush ruleset``, ``include`` or ``define``. Pure, on the text."""
+    problems = []
+    for match in _FORBIDDEN.finditer(ruleset):
+        problems.append("the ruleset may not contain %r: it defines table %s only" % (match.group(1).strip(), table_spec(family, name)))
+    tables = set()
+    for match in _TABLE_STMT.finditer(ruleset):
+        fam, tname = match.group(1), match.group(2)
+        if tname is None:  # "table edgewarden" means family ip
+            fam, tname = "ip", fam
+        tables.add((fam, tname))
+    if not tables:
+        problems.append("the ruleset defines no table; expected table %s { ... }" % table_spec(family, name))
+    for fam, tname in sorted(tables):
+        if (fam, tname) != (family, name):
+            problems.append("the ruleset touches table %s; only table %s is managed here" % (table_spec(fam, tname), table_spec(family, name)))
+    return problems
+
+
+def replacement_text(family, name, ruleset):
+    """One nft transaction that replaces our table, whether or not it exists.
+
+    ``table X {}`` makes sure there is something to delete (old nft has no
+    ``destroy``), ``delete`` empties the slot, and the ruleset defines it again; nft
+    sends all three in one batch, so the kernel applies all of it or none.
+    """
+    spec = table_spec(family, name)
+    return "table %s {}\ndelete table %s\n%s\n" % (spec, spec, ruleset.rstrip("\n"))
+
+
+def restore_text(family, name, listing):
+    """The restore file for the table as it is now; ``listing`` None means it did not exist."""
+    spec = table_spec(family, name)
+    head = "# edgewarden rollback: table %s as it was before the apply\ntable %s {}\ndelete table %s\n" % (spec, spec, spec)
+    if listing is None:
+        return head
+    return head + listing.rstrip("\n") + "\n"
+
+
+def persisted_text(family, name, ruleset, loader):
+    spec = table_spec(family, name)
+    return ("#!/usr/sbin/nft -f\n"
+            "# Managed by edgewarden.hardening (nft_apply), written only after a confirmed apply.\n"
+            "# Loaded at boot by %s. Replaces table %s atomically; other tables are left alone.\n%s"
+            % (loader, spec, replacement_text(family, name, ruleset)))
+
+
+def include_block(conf_text, include_path, family, name):
+    """``conf_text`` with a managed block that includes ``include_path`` (added or replaced)."""
+    begin = "# BEGIN edgewarden %s" % table_spec(family, name)
+    end = "# END edgewarden %s" % table_spec(family, name)
+    block = "%s (managed by edgewarden.hardening nft_apply)\ninclude \"%s\"\n%s\n" % (begin, include_path, end)
+    lines = (conf_text or "").splitlines(True)
+    start = next((i for i, line in enumerate(lines) if line.startswith(begin)), None)
+    if start is not None:
+        stop = next((i for i in range(start, len(lines)) if lines[i].startswith(end)), None)
+        if stop is not None:
+            return "".join(lines[:start]) + block + "".join(lines[stop + 1:])
+    text = "".join(lines)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + ("\n" if text and not text.endswith("\n\n") else "") + block
+
+
+def rollback_script(nft_bin, timeout, token_dir):
+    """The detached rollback: only sh, sleep, mv and date (BusyBox has them all).
+
+    ``mv armed rolling`` is a rename(2): if the confirmation renamed ``armed`` first,
+    this fails and nothing is restored; if this wins, the confirmation fails and says so.
+    """
+    return """#!/bin/sh
+# edgewarden firewall rollback: restores the saved table unless the apply is confirmed
+cd '{dir}' || exit 1
+echo $$ > pid
+sleep {timeout}
+if mv armed rolling 2>/dev/null; then
+  if '{nft}' -f saved.nft 2>rollback.err; then
+    date +%s > rolled-back
+  else
+    date +%s > rollback-failed
+  fi
+fi
+rm -f pid
+""".format(dir=token_dir, timeout=int(timeout), nft=nft_bin)
+
+
+# ----------------------------------------------------------------------------- normalization (pure)
+
+
+def normalize_json(doc, family, name):
+    """A comparable form of ``nft -j list table``: no handles, no metainfo, no counters."""
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    items = doc.get("nftables", []) if isinstance(doc, dict) else []
+    out = {"table": None, "objects": []}
+
+    def strip(value):
+        if isinstance(value, dict):
+            return dict((k, strip(v)) for k, v in value.items() if k != "handle")
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    for item in items:
+        if not isinstance(item, dict) or len(item) != 1:
+            continue
+        kind, body = next(iter(item.items()))
+        if kind == "metainfo" or not isinstance(body, dict):
+            continue
+        if body.get("family") != family or (body.get("table", body.get("name")) != name):
+            continue
+        body = strip(body)
+        if kind == "table":
+            out["table"] = body
+        else:
+            out["objects"].append({kind: body})
+    return out
+
+
+def normalize_text(text):
+    """A comparable form of ``nft -s list table`` (for nft built without JSON)."""
+    lines = [line.rstrip() for line in (text or "").splitlines()]
+    return "\n".join(line for line in lines if line.strip()) + "\n"
+
+
+def digest(canonical):
+    if canonical is None:
+        return None
+    if not isinstance(canonical, str):
+        canonical = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def sha256_text(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parse_tables_text(text):
+    """``[(family, name)]`` from ``nft list tables``."""
+    tables = []
+    for line in (text or "").splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[0] == "table":
+            tables.append((fields[1], fields[2]))
+    return tables
+
+
+def split_marked(output):
+    """Sections of the namespace script output, keyed by marker name."""
+    sections = {}
+    positions = [(m.group(1), m.start(), m.end()) for m in _MARKER.finditer(output)]
+    for i, (key, _start, end) in enumerate(positions):
+        stop = positions[i + 1][1] if i + 1 < len(positions) else len(output)
+        sections[key] = output[end:stop].strip("\n")
+    return sections
+
+
+def rule_count(canonical):
+    if isinstance(canonical, dict):
+        return len([o for o in canonical.get("objects", []) if "rule" in o])
+    return len([line for line in (canonical or "").splitlines()
+                if line.startswith("\t\t") and not line.strip().startswith(("type ", "flags ", "elements ", "policy "))])
+
+
+def describe(canonical):
+    """A short record value for a table: its digest and rule count, or None when absent."""
+    if canonical is None:
+        return None
+    return "%s (%d rules)" % (digest(canonical), rule_count(canonical))
+
+
+# ----------------------------------------------------------------------------- the nft binary
+
+
+class Nft(object):
+    """Runs one nft binary with argv lists; ``run(argv) -> (rc, stdout, stderr)``."""
+
+    def __init__(self, binary, run):
+        self.binary = binary
+        self.run = run
+        self._json = None
+
+    def _call(self, *args):
+        return self.run([self.binary] + list(args))
+
+    def version(self):
+        rc, out, _err = self._call("--version")
+        return out.strip() if rc == 0 else None
+
+    def check_file(self, path):
+        rc, _out, err = self._call("-c", "-f", path)
+        return rc == 0, err.strip()
+
+    def load_file(self, path):
+        rc, _out, err = self._call("-f", path)
+        if rc != 0:
+            raise NftError("nft -f %s failed" % path, err.strip())
+
+    def tables(self):
+        rc, out, err = self._call("list", "tables")
+        if rc != 0:
+            raise NftError("nft list tables failed", err.strip())
+        return parse_tables_text(out)
+
+    def listing(self, family, name):
+        """``(exists, text, canonical)`` of one table; canonical is JSON when nft has it."""
+        if (family, name) not in self.tables():
+            return False, None, None
+        rc, text, err = self._call("-s", "list", "table", family, name)
+        if rc != 0:
+            raise NftError("nft list table %s failed" % table_spec(family, name), err.strip())
+        return True, text, self.canonical(family, name, text)
+
+    def canonical(self, family, name, text):
+        if self._json is not False:
+            rc, out, _err = self._call("-s", "-j", "list", "table", family, name)
+            if rc == 0 and out.strip().startswith("{"):
+                self._json = True
+                return normalize_json(out, family, name)
+            self._json = False
+        return normalize_text(text)
+
+
+NETNS_SCRIPT = r"""
+nft=$1 file=$2 family=$3 table=$4
+"$nft" -f "$file" || exit 3
+echo @@EW:TEXT@@
+"$nft" -s list table "$family" "$table" || exit 4
+echo @@EW:JSON@@
+"$nft" -s -j list table "$family" "$table" 2>/dev/null || echo '{"nojson": true}'
+echo @@EW:TABLES@@
+"$nft" list tables || exit 5
+echo @@EW:END@@
+"""
+
+
+def _unshare_net():  # pragma: no cover - runs in the forked child
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+
+
+def _spawn(argv, preexec=None):
+    env = dict(os.environ)
+    env.update(C_ENV)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=preexec, env=env, close_fds=True)
+    out, err = proc.communicate()
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+class NetnsUnavailable(Exception):
+    pass
+
+
+def canonical_in_netns(nft, path, family, name, unshare_bin=None, spawn=_spawn):
+    """Load the replacement file into a fresh, empty network namespace and list it.
+
+    There it filters no traffic and disappears with the process. Returns
+    ``{"text", "canonical", "tables", "method"}``; raises NftError when the candidate
+    does not load, NetnsUnavailable when no namespace can be made here.
+    """
+    script = ["/bin/sh", "-c", NETNS_SCRIPT, "edgewarden-netns", nft.binary, path, family, name]
+    attempts = []
+    try:
+        import ctypes  # noqa: F401 - Yocto and OpenWrt may split it out of the stdlib
+        attempts.append(("ctypes", script, _unshare_net))
+    except ImportError:
+        pass
+    if unshare_bin:
+        attempts.append(("unshare", [unshare_bin, "-n", "--"] + script, None))
+    errors = []
+    for method, argv, preexec in attempts:
+        try:
+            rc, out, err = spawn(argv, preexec)
+        except (OSError, subprocess.SubprocessError) as exc:
+            errors.append("%s: %s" % (method, exc))
+            continue
+        if rc == 3:
+            raise NftError("the ruleset does not load", err.strip())
+        if rc != 0 or "@@EW:END@@" not in out:
+            errors.append("%s: rc=%s %s" % (method, rc, err.strip()[:200]))
+            continue
+        sections = split_marked(out)
+        doc = sections.get("JSON", "")
+        canonical = normalize_text(sections.get("TEXT", ""))
+        if doc.startswith("{") and '"nojson"' not in doc:
+            canonical = normalize_json(doc, family, name)
+        return {"text": sections.get("TEXT", "") + "\n", "canonical": canonical,
+                "tables": parse_tables_text(sections.get("TABLES", "")), "method": method}
+    raise NetnsUnavailable("; ".join(errors) or "no way to create a network namespace (no ctypes, no unshare)")
+
+
+# ----------------------------------------------------------------------------- commit-confirm state
+
+
+def state_root(candidates=STATE_ROOTS):
+    """The first state directory that exists or can be made (tmpfs /run first)."""
+    last = None
+    for path in candidates:
+        try:
+            if not os.path.isdir(path):
+                os.makedirs(path, 0o700)
+            if os.access(path, os.W_OK):
+                return path
+        except OSError as exc:
+            last = exc
+    raise OSError("no writable state directory among %s: %s" % (", ".join(candidates), last))
+
+
+def new_token():
+    return "%d-%s" % (int(time.time()), hashlib.sha256(os.urandom(16)).hexdigest()[:12])
+
+
+def token_state(token_dir):
+    """The state of one apply from the marker files in its directory."""
+    for name in STATE_FILES:
+        if os.path.exists(os.path.join(token_dir, name)):
+            return name
+    return None
+
+
+def _read_json(path):
+    text = read_text(path)
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {}
+
+
+def _write(path, text, mode=0o600):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def sleeper_pid(token_dir, proc_root="/proc"):
+    """The pid of this token's rollback shell when it is still running, else None."""
+    text = read_text(os.path.join(token_dir, "pid"))
+    if not text or not text.strip().isdigit():
+        return None
+    pid = int(text.strip())
+    cmdline = procfs.parse_cmdline(procfs.read_bytes(os.path.join(proc_root, str(pid), "cmdline"), b""))
+    if any(arg.endswith(os.path.join(token_dir, "rollback.sh")) for arg in cmdline):
+        return pid
+    return None
+
+
+def stop_sleeper(token_dir):
+    pid = sleeper_pid(token_dir)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            return False
+    return True
+
+
+def pending_rollbacks(root):
+    """Armed rollbacks of earlier runs whose shell still runs; stale ones are marked stale."""
+    pending = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return pending
+    for name in names:
+        path = os.path.join(root, name)
+        if not os.path.isdir(path) or token_state(path) != ARMED:
+            continue
+        if sleeper_pid(path) is None:
+            try:
+                os.rename(os.path.join(path, ARMED), os.path.join(path, STALE))
+            except OSError:
+                pass
+            continue
+        info = _read_json(os.path.join(path, "armed.json"))
+        pending.append({"token": name, "deadline": info.get("deadline")})
+    return pending
+
+
+def prune(root, keep=KEEP_STATE_DIRS):
+    """Remove the oldest finished token directories, keeping ``keep`` of them."""
+    try:
+        names = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+    except OSError:
+        return
+    finished = [n for n in names if token_state(os.path.join(root, n)) not in (ARMED, ROLLING)]
+    for name in finished[:-keep] if keep else finished:
+        path = os.path.join(root, name)
+        for entry in os.listdir(path):
+            try:
+                os.unlink(os.path.join(path, entry))
+            except OSError:
+                pass
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
+def launch_detached(script_path, systemd_run=None, unit=None):
+    """Start the rollback shell so it outlives the SSH session that started it.
+
+    Under systemd a transient unit (``systemd-run``) is used: it does not belong to the
+    login session, so logind's KillUserProcesses cannot take it down at logout. Elsewhere
+    a new session (setsid) with no terminal and no inherited descriptors.
+    """
+    if systemd_run and unit:
+        rc, _out, err = _spawn([systemd_run, "--quiet", "--collect", "--unit", unit, "/bin/sh", script_path])
+        if rc == 0:
+            return "systemd-run"
+        last = err.strip()
+    else:
+        last = None
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        subprocess.Popen(["/bin/sh", script_path], stdin=devnull, stdout=devnull, stderr=devnull,
+                         close_fds=True, cwd="/", start_new_session=True)
+    finally:
+        os.close(devnull)
+    return "detached" if last is None else "detached (systemd-run failed: %s)" % last[:120]
+
+
+def wait_for_pid_file(token_dir, seconds=5.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if sleeper_pid(token_dir) is not None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def arm(root, token, nft, restore, timeout, systemd_run=None):
+    """Save the restore file, start the rollback shell; returns the arming facts.
+
+    The restore file is checked with ``nft -c`` first: a table we could not restore is
+    a table we must not replace.
+    """
+    token_dir = os.path.join(root, token)
+    os.mkdir(token_dir, 0o700)
+    saved = os.path.join(token_dir, "saved.nft")
+    _write(saved, restore)
+    ok, err = nft.check_file(saved)
+    if not ok:
+        raise NftError("the current table cannot be saved for a rollback (its listing does not reload), so it is not replaced", err)
+    script = os.path.join(token_dir, "rollback.sh")
+    _write(script, rollback_script(nft.binary, timeout, token_dir), 0o700)
+    now = int(time.time())
+    info = {"token": token, "armed_at": now, "timeout": int(timeout), "deadline": now + int(timeout)}
+    _write(os.path.join(token_dir, "armed.json"), json.dumps(info))
+    _write(os.path.join(token_dir, ARMED), "%d\n" % now)
+    unit = "edgewarden-firewall-rollback-%s" % token.split("-")[-1]
+    method = launch_detached(script, systemd_run=systemd_run, unit=unit)
+    if not wait_for_pid_file(token_dir):
+        # no rollback is running: do not apply anything it could not undo
+        cancel(token_dir)
+        raise NftError("the rollback process did not start, so nothing was applied (method: %s)" % method)
+    info["method"] = method
+    info["pid"] = sleeper_pid(token_dir)
+    return info
+
+
+def cancel(token_dir):
+    """Disarm after a failed apply (the old table is still live)."""
+    try:
+        os.rename(os.path.join(token_dir, ARMED), os.path.join(token_dir, CANCELLED))
+    except OSError:
+        pass
+    stop_sleeper(token_dir)
+
+
+def confirm(token_dir):
+    """Win the rename race against the rollback; returns the resulting state."""
+    try:
+        os.rename(os.path.join(token_dir, ARMED), os.path.join(token_dir, CONFIRMED))
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+        state = token_state(token_dir)
+        deadline = time.time() + 10
+        while state == ROLLING and time.time() < deadline:  # the rollback is restoring right now
+            time.sleep(0.1)
+            state = token_state(token_dir)
+        return state
+    stop_sleeper(token_dir)
+    return CONFIRMED
+
+
+def rollback_now(token_dir, nft):
+    """Restore immediately (a confirmation that proves nothing); returns the new state."""
+    try:
+        os.rename(os.path.join(token_dir, ARMED), os.path.join(token_dir, ROLLING))
+    except OSError:
+        return token_state(token_dir)
+    stop_sleeper(token_dir)
+    try:
+        nft.load_file(os.path.join(token_dir, "saved.nft"))
+    except NftError as exc:
+        _write(os.path.join(token_dir, "rollback.err"), exc.detail)
+        _write(os.path.join(token_dir, ROLLBACK_FAILED), "%d\n" % int(time.time()))
+        return ROLLBACK_FAILED
+    _write(os.path.join(token_dir, ROLLED_BACK), "%d\n" % int(time.time()))
+    return ROLLED_BACK
+
+
+def status(token_dir):
+    """What happened to one apply, for the controller after a failed confirmation."""
+    state = token_state(token_dir) if os.path.isdir(token_dir) else None
+    info = _read_json(os.path.join(token_dir, "armed.json"))
+    out = {"state": state, "armed_at": info.get("armed_at"), "timeout": info.get("timeout"), "deadline": info.get("deadline")}
+    for name in (ROLLED_BACK, ROLLBACK_FAILED):
+        text = read_text(os.path.join(token_dir, name))
+        if text and text.strip().isdigit():
+            out["restored_at"] = int(text.strip())
+            if info.get("armed_at"):
+                out["restored_after"] = int(text.strip()) - int(info["armed_at"])
+    err = read_text(os.path.join(token_dir, "rollback.err"))
+    if err and err.strip():
+        out["rollback_error"] = err.strip()
+    return out
+
+
+# ----------------------------------------------------------------------------- which connection is this?
+
+
+def parse_tcp_connections(text, proto):
+    """``{inode: (local, lport, remote, rport)}`` of ESTABLISHED sockets in /proc/net/tcp{,6}."""
+    conns = {}
+    for line in (text or "").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10 or fields[3].upper() != "01":
+            continue
+        try:
+            local, lport = fields[1].split(":")
+            remote, rport = fields[2].split(":")
+            conns[int(fields[9])] = (procfs.decode_address(local), int(lport, 16),
+                                     procfs.decode_address(remote), int(rport, 16))
+        except ValueError:
+            continue
+    return conns
+
+
+def _unmap(address):
+    return address[7:] if address.startswith("::ffff:") and "." in address else address
+
+
+def ssh_connection(pid=None, proc_root="/proc"):
+    """The TCP peer (``addr:port``) of the SSH session this process runs under, or None.
+
+    Walks up the process tree to the first ancestor holding an established TCP socket
+    (sshd's or dropbear's session process). Needs root to read their fd tables; without
+    it, or without /proc, the answer is None ("cannot tell").
+    """
+    conns = {}
+    for proto in ("tcp", "tcp6"):
+        conns.update(parse_tcp_connections(read_text(os.path.join(proc_root, "net", proto)), proto))
+    if not conns:
+        return None
+    for ancestor in procfs.ancestors(pid or os.getpid(), proc_root)[1:]:
+        for inode in sorted(procfs.socket_inodes(ancestor, proc_root)):
+            if inode in conns:
+                local, lport, remote, rport = conns[inode]
+                return "%s:%d" % (_unmap(remote), rport)
+    return None
+
+
+# ----------------------------------------------------------------------------- persistence
+
+
+UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+MAIN_CONFS = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf", "/etc/nftables.nft")
+FW4_BINS = ("/sbin/fw4", "/usr/sbin/fw4")
+
+
+def _host(root, path):
+    return os.path.join(root, path.lstrip("/"))
+
+
+def parse_install_targets(unit_text):
+    """Targets from ``WantedBy=`` / ``RequiredBy=`` of a unit's [Install] section."""
+    targets, section = [], None
+    for raw in (unit_text or "").splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section != "Install" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        if key.strip() in ("WantedBy", "RequiredBy"):
+            suffix = ".wants" if key.strip() == "WantedBy" else ".requires"
+            targets.extend(t + suffix for t in value.split())
+    return targets
+
+
+def boot_plan(family, name, root="/", persist_path=None):
+    """Where the table is persisted and what loads it at boot. Reads only.
+
+    Returns ``{kind, path, main_conf, service, links}``: ``kind`` is fw4, systemd, openrc,
+    conf (a main config without a service we know), none or explicit; ``links`` are the
+    (link, target) symlinks that enable the boot service.
+    """
+    filename = "%s.nft" % name
+    if persist_path:
+        return {"kind": "explicit", "path": persist_path, "main_conf": None, "service": None, "links": []}
+    if any(os.path.exists(_host(root, p)) for p in FW4_BINS):
+        return {"kind": "fw4", "path": "/usr/share/nftables.d/ruleset-post/" + filename, "main_conf": None,
+                "service": "firewall (fw4 includes ruleset-post files)", "links": []}
+    path = "/etc/nftables.d/" + filename
+    conf = next((c for c in MAIN_CONFS if os.path.isfile(_host(root, c))), None)
+    unit = next((d + "/nftables.service" for d in UNIT_DIRS if os.path.lexists(_host(root, d + "/nftables.service"))), None)
+    if unit and conf:
+        if os.path.realpath(_host(root, unit)) == "/dev/null":
+            return {"kind": "conf", "path": path, "main_conf": conf, "service": "nftables.service is masked", "links": []}
+        targets = parse_install_targets(read_text(_host(root, unit)))
+        links = [("/etc/systemd/system/%s/nftables.service" % t, unit) for t in targets]
+        return {"kind": "systemd", "path": path, "main_conf": conf, "service": "nftables.service", "links": links}
+    if conf and os.path.exists(_host(root, "/etc/init.d/nftables")) and os.path.isdir(_host(root, "/etc/runlevels")):
+        runlevels = _host(root, "/etc/runlevels")
+        enabled = [lvl for lvl in sorted(os.listdir(runlevels)) if os.path.lexists(os.path.join(runlevels, lvl, "nftables"))]
+        links = [] if enabled else [("/etc/runlevels/boot/nftables", "/etc/init.d/nftables")]
+        return {"kind": "openrc", "path": path, "main_conf": conf, "service": "/etc/init.d/nftables", "links": links}
+    if conf:
+        return {"kind": "conf", "path": path, "main_conf": conf, "service": None, "links": []}
+    return {"kind": "none", "path": path, "main_conf": None, "service": None, "links": []}
+
+
+def loader_description(plan):
+    kind = plan["kind"]
+    if kind == "explicit":
+        return "whatever loads %s (persist_path given)" % plan["path"]
+    if kind == "fw4":
+        return "OpenWrt's firewall service (fw4 includes ruleset-post)"
+    if kind in ("systemd", "openrc"):
+        return "%s through an include in %s" % (plan["service"], plan["main_conf"])
+    if kind == "conf":
+        return "an include in %s" % plan["main_conf"]
+    return "nothing yet (no nftables boot service found)"
+
+
+def _link_ok(root, link, target):
+    host = _host(root, link)
+    return os.path.islink(host) and os.readlink(host) == target
+
+
+def persist(nft, family, name, ruleset, plan, check_mode, root="/"):
+    """Write the persisted file, wire the include and enable the boot service.
+
+    Returns ``(records, warnings)``. Every file is written atomically and validated with
+    ``nft -c -f`` first; nothing is written in check mode or on a read-only filesystem.
+    """
+    records, warnings = [], []
+    spec = table_spec(family, name)
+    content = persisted_text(family, name, ruleset, loader_description(plan))
+    path = plan["path"]
+    rid = "firewall.persisted/%s" % path
+    before = read_text(_host(root, path))
+    if is_readonly_fs(_host(root, path)):
+        records.append(record(rid, _fdigest(before), _fdigest(content), "persisted", "unsupported", "read-only filesystem"))
+        warnings.append("%s is on a read-only filesystem: table %s is live but will not survive a reboot" % (path, spec))
+        return records, warnings
+
+    def validate(tmp):
+        return nft.check_file(tmp)
+
+    def write(target, text):
+        host = _host(root, target)
+        parent = os.path.dirname(host)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o755)
+        try:
+            atomic_write(host, text, 0o644, validate)
+        except ValidationError as exc:
+            raise NftError("nft -c refused the new %s" % target, str(exc))
+
+    changed = before != content
+    if changed and not check_mode:
+        write(path, content)
+    records.append(record(rid, _fdigest(before), _fdigest(content), "persisted"))
+    if plan["main_conf"]:
+        conf = plan["main_conf"]
+        conf_before = read_text(_host(root, conf)) or ""
+        conf_after = include_block(conf_before, path, family, name)
+        if conf_after != conf_before and not check_mode:
+            write(conf, conf_after)
+        records.append(record("firewall.include/%s" % conf, "present" if conf_after == conf_before else "absent",
+                              "present", "persisted"))
+    for link, target in plan["links"]:
+        ok = _link_ok(root, link, target)
+        if not ok and not check_mode:
+            host = _host(root, link)
+            if not os.path.isdir(os.path.dirname(host)):
+                os.makedirs(os.path.dirname(host), 0o755)
+            if os.path.lexists(host):
+                os.unlink(host)
+            os.symlink(target, host)
+        records.append(record("firewall.boot/%s" % plan["service"], "enabled" if ok else "disabled", "enabled", "persisted",
+                              detail="%s -> %s" % (link, target)))
+    if plan["kind"] in ("none", "conf") and not plan["links"]:
+        detail = plan["service"] or "no nftables boot service found (nftables.service, /etc/init.d/nftables, fw4)"
+        records.append(record("firewall.boot/%s" % name, None, None, "persisted", "unsupported", detail))
+        warnings.append("table %s is persisted in %s, but %s: load it at boot yourself (nft -f %s)" % (spec, path, detail, path))
+    return records, warnings
+
+
+def _fdigest(text):
+    return None if text is None else "sha256:" + sha256_text(text)[:16]
+
+
+def persist_needed(records):
+    return any(r["status"] == "changed" for r in records)
+
+
+# ----------------------------------------------------------------------------- the module's steps
+
+
+def table_id(family, name):
+    return "firewall.table/%s/%s" % (family, name)
+
+
+TOKEN_RE = re.compile(r"^[0-9]+-[0-9a-f]{12}$")
+
+
+def find_token_dir(token, roots=STATE_ROOTS):
+    if not TOKEN_RE.match(token or ""):
+        return None
+    for root in roots:
+        path = os.path.join(root, token)
+        if os.path.isdir(path):
+            return path
+    return None
+
+
+class Step(object):
+    """What every step needs: the nft runner, the table, the module's parameters."""
+
+    def __init__(self, nft, family, name, ruleset=None, check_mode=False, unshare_bin=None,
+                 systemd_run=None, root="/", roots=STATE_ROOTS):
+        self.nft = nft
+        self.family = family
+        self.name = name
+        self.ruleset = ruleset
+        self.check_mode = check_mode
+        self.unshare_bin = unshare_bin
+        self.systemd_run = systemd_run
+        self.root = root
+        self.roots = roots
+        self.warnings = []
+        self.persisted_to = None
+        self.boot_loader = None
+
+    # -- read and compare (never writes outside a temp file)
+
+    def plan(self):
+        problems = guard_ruleset(self.ruleset, self.family, self.name)
+        if problems:
+            raise NftError("refusing the ruleset: " + "; ".join(problems))
+        replacement = replacement_text(self.family, self.name, self.ruleset)
+        import tempfile
+        fd, path = tempfile.mkstemp(prefix="edgewarden-nft-", suffix=".nft")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(replacement)
+            ok, err = self.nft.check_file(path)
+            if not ok:
+                raise NftError("nft -c -f refused the ruleset", err)
+            exists, live_text, live = self.nft.listing(self.family, self.name)
+            out = {"replacement": replacement, "exists": exists, "live_text": live_text or "", "live": live}
+            try:
+                cand = canonical_in_netns(self.nft, path, self.family, self.name, self.unshare_bin)
+            except NetnsUnavailable as exc:
+                applied = _read_json(os.path.join(self._root_or_none() or "/nonexistent", "applied.json"))
+                same = applied.get("input") == sha256_text(replacement) and applied.get("live") == digest(live)
+                out.update(changed=not same, after_text=self.ruleset, after=None, compare="record",
+                           compare_detail="no network namespace to list the candidate in (%s): compared with the record of the last apply" % exc)
+                return out
+        finally:
+            os.unlink(path)
+        foreign = [t for t in cand["tables"] if t != (self.family, self.name)]
+        if foreign:
+            raise NftError("refusing the ruleset: it creates tables other than %s: %s"
+                           % (table_spec(self.family, self.name), ", ".join(table_spec(*t) for t in foreign)))
+        out.update(changed=live != cand["canonical"], after_text=cand["text"], after=cand["canonical"],
+                   compare="netns (%s)" % cand["method"], compare_detail=None)
+        return out
+
+    def _root_or_none(self):
+        for root in self.roots:
+            if os.path.isdir(root):
+                return root
+        return None
+
+    def live_record(self, plan):
+        before = describe(plan["live"]) if plan["exists"] else None
+        if plan["after"] is not None:
+            after = describe(plan["after"])
+        elif plan["changed"]:
+            after = "sha256:%s (rendered)" % sha256_text(plan["replacement"])[:16]
+        else:
+            after = before
+        status = "changed" if plan["changed"] else "unchanged"
+        return record(table_id(self.family, self.name), before, after, "live", status,
+                      detail=plan["compare_detail"])
+
+    def diff(self, plan):
+        spec = table_spec(self.family, self.name)
+        return {"before_header": "table %s (live)" % spec, "after_header": "table %s (new)" % spec,
+                "before": plan["live_text"], "after": plan["after_text"]}
+
+    # -- steps
+
+    def apply(self, timeout, persist_path=None, persist=True, token=None):
+        plan = self.plan()
+        records = [self.live_record(plan)]
+        result = {"compare": plan["compare"], "diff": self.diff(plan)}
+        persist_records = []
+        if persist:
+            persist_records, warnings = self.persist(persist_path, check_mode=True)
+            self.warnings.extend(warnings)
+        result["persist_needed"] = persist_needed(persist_records)
+        if self.check_mode:
+            result.update(records=records + persist_records, changed=plan["changed"] or result["persist_needed"])
+            return result
+        root = state_root(self.roots)
+        pending = pending_rollbacks(root)
+        if pending:
+            raise NftError("a rollback armed by an earlier run is still waiting (token %s, fires at %s): "
+                           "it would undo this run; wait for it to fire, then run again"
+                           % (pending[0]["token"], time.strftime("%H:%M:%S", time.localtime(pending[0]["deadline"] or 0))))
+        prune(root)
+        result.update(records=records, changed=plan["changed"])
+        if not plan["changed"]:
+            return result
+        token = token if token and TOKEN_RE.match(token) else new_token()
+        restore = restore_text(self.family, self.name, plan["live_text"] if plan["exists"] else None)
+        info = arm(root, token, self.nft, restore, timeout, self.systemd_run)
+        token_dir = os.path.join(root, token)
+        new = os.path.join(token_dir, "new.nft")
+        _write(new, plan["replacement"])
+        try:
+            self.nft.load_file(new)
+        except NftError:
+            cancel(token_dir)
+            raise
+        exists, _text, live_after = self.nft.listing(self.family, self.name)
+        if plan["after"] is not None and live_after != plan["after"]:
+            self.warnings.append("the live table differs from the candidate listed in the throwaway namespace; "
+                                 "the next run will report a change again")
+        _write(os.path.join(root, "applied.json"), json.dumps({"input": sha256_text(plan["replacement"]),
+                                                             "live": digest(live_after)}))
+        info["connection"] = ssh_connection()
+        info["state_dir"] = token_dir
+        result["commit_confirm"] = info
+        return result
+
+    def confirm(self, token, apply_connection=None, persist_path=None, persist=True):
+        token_dir = find_token_dir(token, self.roots)
+        if token_dir is None:
+            return {"state": None, "confirmed": False, "detail": "no state for token %s (device rebooted?)" % token}
+        connection = ssh_connection()
+        if apply_connection and connection and apply_connection == connection:
+            state = rollback_now(token_dir, self.nft)
+            return {"state": state, "confirmed": False, "connection": connection,
+                    "detail": "the confirmation came over the apply's own TCP connection (%s), so it proves nothing "
+                              "about new connections; the previous table was restored" % connection}
+        if not (apply_connection and connection):
+            self.warnings.append("could not identify the SSH connections from /proc (not root?): the confirmation "
+                                 "relies on the controller having opened a new one")
+        state = confirm(token_dir)
+        result = {"state": state, "confirmed": state == CONFIRMED, "connection": connection}
+        if state != CONFIRMED:
+            result.update(status(token_dir))
+            return result
+        records = []
+        if persist:
+            records, warnings = self.persist(persist_path, check_mode=False)
+            self.warnings.extend(warnings)
+        result.update(records=records, changed=True)
+        return result
+
+    def persist(self, persist_path=None, check_mode=None):
+        plan = boot_plan(self.family, self.name, self.root, persist_path)
+        records, warnings = persist(self.nft, self.family, self.name, self.ruleset, plan,
+                                    self.check_mode if check_mode is None else check_mode, self.root)
+        self.persisted_to = None if any(r["status"] == "unsupported" and r["id"].startswith("firewall.persisted/")
+                                        for r in records) else plan["path"]
+        self.boot_loader = loader_description(plan)
+        return records, warnings
+
+    def status(self, token):
+        token_dir = find_token_dir(token, self.roots)
+        if token_dir is None:
+            return {"state": None, "detail": "no state for token %s (device rebooted?)" % token}
+        return status(token_dir)
