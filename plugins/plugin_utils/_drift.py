@@ -22,6 +22,16 @@ EXIT_ERRORS = 4
 
 MAX_DIFF_CHARS = 20000
 
+# Actions that run on the controller only: they cost the device no round trip
+CONTROLLER_ACTIONS = frozenset((
+    "debug", "assert", "set_fact", "fail", "meta", "include_tasks", "import_tasks", "include_role",
+    "import_role", "include_vars", "add_host", "group_by", "set_stats", "pause", "validate_argument_spec",
+))
+
+
+def is_remote(action):
+    return (action or "").rsplit(".", 1)[-1] not in CONTROLLER_ACTIONS
+
 
 def diff_text(diff):
     """Ansible's diff (a dict or a list of dicts) as unified-looking text, capped in size."""
@@ -77,7 +87,7 @@ def build_report(events, hosts, mode, started, finished):
     per_host = {}
     for name in sorted(set(hosts) | set(e["host"] for e in events)):
         per_host[name] = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0, "unreachable": False,
-                          "controls_changed": 0, "roles": {}}
+                          "controls_changed": 0, "roles": {}, "remote_tasks": 0}
     findings = []
     for event in events:
         summary = per_host[event["host"]]
@@ -85,6 +95,9 @@ def build_report(events, hosts, mode, started, finished):
             summary["unreachable"] = True
         else:
             summary[event["status"]] += 1
+        if event["status"] in ("ok", "changed", "failed") and is_remote(event["action"]):
+            # each one was a module execution on the device: a round trip on a slow link
+            summary["remote_tasks"] += 1
         if event["status"] == "changed":
             # a module with change records counts its controls; any other task counts once
             controls = len(event["records"]) or 1

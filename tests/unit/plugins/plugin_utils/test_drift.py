@@ -91,3 +91,13 @@ def test_terminal_summary_fits_one_line_per_host():
 def test_diff_text_caps_size():
     big = {"before": "", "after": "x\n" * 30000}
     assert len(_drift.diff_text(big)) < _drift.MAX_DIFF_CHARS + 100
+
+
+def test_remote_tasks_count_module_executions_only():
+    chosen = events()[:3] + [
+        _drift.task_event("cam1", "Harden", "kernel", "Kernel | Report", "ansible.builtin.debug", "ok", True, {}),
+        _drift.task_event("cam1", "Harden", "kernel", "Kernel | Fail", "ansible.builtin.assert", "skipped", True, {}),
+    ]
+    report = _drift.build_report(chosen, [], "drift", "t0", "t1")
+    assert report["hosts"]["cam1"]["remote_tasks"] == 2
+    assert report["hosts"]["cam2"]["remote_tasks"] == 1
