@@ -377,13 +377,13 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402 (Ansible keep
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.posture import SECTIONS, gather_posture  # noqa: E402
 
 
+ARGUMENT_SPEC = dict(
+    gather=dict(type="list", elements="str", default=["all"], choices=["all"] + list(SECTIONS)),
+)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            gather=dict(type="list", elements="str", default=["all"], choices=["all"] + list(SECTIONS)),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     facts = gather_posture(module.params["gather"])
     for section, error in sorted(facts["gather_errors"].items()):
         module.warn("could not gather %s: %s" % (section, error))

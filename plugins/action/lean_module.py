@@ -1,0 +1,77 @@
+# Copyright (c) edgewarden.hardening contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Action for edgewarden modules: the lean transport (plugins/plugin_utils/_lean.py).
+
+meta/runtime.yml routes the action of each module that supports it here. Falls back to
+ansible-core's normal module execution (AnsiballZ) when the lean path does not apply: the
+host sets ``edgewarden_transport: ansiballz``, the interpreter is left to discovery, the
+connection is local, or the task is async.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+from ansible.plugins.action import ActionBase
+from ansible_collections.edgewarden.hardening.plugins.plugin_utils import _lean
+
+MODULES_PACKAGE = "ansible_collections.edgewarden.hardening.plugins.modules."
+# AnsibleModule keyword arguments that are constraints the validator understands
+CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
+
+
+class ActionModule(ActionBase):
+    _supports_check_mode = True
+    _supports_async = True
+
+    def _interpreter(self, task_vars):
+        value = task_vars.get("ansible_python_interpreter")
+        if not value:
+            return None
+        value = self._templar.template(value)
+        return None if str(value).startswith("auto") else str(value)
+
+    def _lean_applies(self, task_vars, interpreter):
+        return (interpreter and not self._task.async_val
+                and self._connection.transport != "local"
+                and self._templar.template(task_vars.get("edgewarden_transport", "lean")) == "lean")
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        module = self._task.action
+        short = module.rsplit(".", 1)[-1]
+        interpreter = self._interpreter(task_vars)
+        if not self._lean_applies(task_vars, interpreter):
+            result.update(self._execute_module(module_name="edgewarden.hardening." + short, task_vars=task_vars))
+            return result
+
+        code = importlib.import_module(MODULES_PACKAGE + short)
+        spec = getattr(code, "ARGUMENT_SPEC")
+        constraints = dict((k, getattr(code, k.upper())) for k in CONSTRAINTS if hasattr(code, k.upper()))
+        validated = ArgumentSpecValidator(spec, **constraints).validate(self._task.args)
+        if validated.error_messages:
+            # bad input never reaches the device
+            result.update(failed=True, msg="Invalid arguments for %s: %s" % (module, "; ".join(validated.error_messages)))
+            return result
+
+        with open(code.__file__) as handle:
+            source = handle.read()
+        root = code.__file__[:code.__file__.index("/plugins/modules/")]
+        payload = _lean.build_payload(root, source, validated.validated_parameters,
+                                      self._play_context.check_mode, self._play_context.diff)
+        cmd = "%s -c %s" % (shlex.quote(interpreter), shlex.quote(_lean.BOOTSTRAP))
+        res = self._low_level_execute_command(cmd, sudoable=True, in_data=payload)
+        data = _lean.parse_result(res.get("stdout", ""))
+        if data is None:
+            result.update(failed=True, msg="edgewarden lean transport: no module result (rc=%s)" % res.get("rc"),
+                          module_stdout=res.get("stdout", ""), module_stderr=res.get("stderr", ""), rc=res.get("rc"))
+            return result
+        result.update(remove_values(data, validated._no_log_values))
+        for warning in result.pop("warnings", []):
+            self._display.warning(warning)
+        return result

@@ -1,0 +1,89 @@
+# Copyright (c) edgewarden.hardening contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# PRIVATE to edgewarden.hardening (see __init__.py).
+"""The part of AnsibleModule that edgewarden modules use, for the lean transport.
+
+The lean transport (plugins/plugin_utils/_lean.py) ships a module with only its own
+_edgewarden helpers and this file, installed in the payload as
+``ansible.module_utils.basic``: the device never receives ansible-core's module_utils
+(about 110 KB per call). Arguments arrive already validated and completed with defaults
+by ansible-core's own ArgumentSpecValidator on the controller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+# set by the transport's bootstrap before the module runs
+PAYLOAD_ARGS = {}
+
+SEARCH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+class AnsibleModule(object):
+    """A stand-in with the AnsibleModule attributes and methods edgewarden modules call."""
+
+    def __init__(self, argument_spec=None, supports_check_mode=False, **_constraints):
+        # the controller already applied argument_spec and every constraint
+        self.params = dict(PAYLOAD_ARGS.get("params", {}))
+        self.check_mode = bool(PAYLOAD_ARGS.get("check_mode"))
+        self._diff = bool(PAYLOAD_ARGS.get("diff"))
+        self._warnings = []
+        if self.check_mode and not supports_check_mode:
+            self.exit_json(skipped=True, msg="remote module does not support check mode")
+
+    def warn(self, warning):
+        self._warnings.append(str(warning))
+
+    def get_bin_path(self, arg, required=False, opt_dirs=None):
+        dirs = list(opt_dirs or []) + os.environ.get("PATH", "").split(os.pathsep) + list(SEARCH_DIRS)
+        for directory in dirs:
+            candidate = os.path.join(directory, arg)
+            if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return candidate
+        if required:
+            self.fail_json(msg="Failed to find required executable %s in paths: %s" % (arg, os.pathsep.join(dirs)))
+        return None
+
+    def run_command(self, args, check_rc=False, data=None, environ_update=None, cwd=None, binary_data=False, **_ignored):
+        if isinstance(args, str):
+            self.fail_json(msg="edgewarden modules pass commands as argv lists", cmd=args)
+        env = dict(os.environ, LANG="C", LC_ALL="C", LC_MESSAGES="C")
+        env.update(environ_update or {})
+        try:
+            proc = subprocess.Popen([str(a) for a in args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, cwd=cwd)
+        except OSError as exc:
+            if check_rc:
+                self.fail_json(msg="%s: %s" % (args[0], exc), cmd=args, rc=2)
+            return 2, "", str(exc)
+        if data is not None and not isinstance(data, bytes):
+            data = data.encode("utf-8")
+            if not binary_data:
+                data += b"\n"
+        out, err = proc.communicate(data)
+        out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        if check_rc and proc.returncode != 0:
+            self.fail_json(msg="command failed: %s" % " ".join(str(a) for a in args), rc=proc.returncode,
+                           stdout=out, stderr=err, cmd=args)
+        return proc.returncode, out, err
+
+    def _finish(self, result, rc):
+        if self._warnings:
+            result["warnings"] = list(result.get("warnings", [])) + self._warnings
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        sys.stdout.flush()
+        sys.exit(rc)
+
+    def exit_json(self, **result):
+        result.setdefault("changed", False)
+        self._finish(result, 0)
+
+    def fail_json(self, msg=None, **result):
+        result["failed"] = True
+        result["msg"] = msg if msg is not None else "module failed"
+        self._finish(result, 1)

@@ -1,0 +1,152 @@
+# Copyright (c) edgewarden.hardening contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# PRIVATE to edgewarden.hardening: may change without notice.
+"""Lean transport: run an edgewarden module with only what it needs on the wire.
+
+ansible-core ships every Python module call with its module_utils (AnsiballZ): about 110 KB
+per call, measured on the lab (docs/performance.md). An edgewarden module needs only its own
+code, the _edgewarden helpers it imports and four AnsibleModule methods. This transport
+validates the arguments on the controller with ansible-core's own ArgumentSpecValidator (bad
+input fails before the device is contacted), zips the module, the helpers it imports
+(followed through their imports) and lean_runtime.py as ``ansible.module_utils.basic``, and
+pipes the zip to a short bootstrap on the device that imports from memory: nothing is
+written on the device.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import io
+import json
+import os
+import zipfile
+
+COLLECTION_PREFIX = "ansible_collections.edgewarden.hardening."
+RUNTIME = "plugins/module_utils/_edgewarden/lean_runtime.py"
+MODULE_ENTRY = "__edgewarden_module__.py"
+ARGS_ENTRY = "__edgewarden_args__.json"
+
+# Runs on the device (python -c): imports the payload from memory, runs the module as __main__.
+BOOTSTRAP = r"""
+import base64, io, json, sys, zipfile
+import importlib.abc, importlib.util
+z = zipfile.ZipFile(io.BytesIO(base64.b64decode(sys.stdin.buffer.read())))
+names = set(z.namelist())
+class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path=None, target=None):
+        base = fullname.replace('.', '/')
+        if base + '/__init__.py' in names:
+            return importlib.util.spec_from_loader(fullname, self, is_package=True)
+        if base + '.py' in names:
+            return importlib.util.spec_from_loader(fullname, self, is_package=False)
+        return None
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        base = module.__name__.replace('.', '/')
+        name = base + '/__init__.py' if base + '/__init__.py' in names else base + '.py'
+        if name.endswith('/__init__.py'):
+            module.__path__ = []
+        exec(compile(z.read(name), name, 'exec'), module.__dict__)
+sys.meta_path.insert(0, Finder())
+import ansible.module_utils.basic as basic
+basic.PAYLOAD_ARGS = json.loads(z.read('__edgewarden_args__.json').decode('utf-8'))
+exec(compile(z.read('__edgewarden_module__.py'), '__edgewarden_module__.py', 'exec'), {'__name__': '__main__'})
+"""
+
+
+def _module_name_to_path(name):
+    """ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.x -> plugins/module_utils/_edgewarden/x.py"""
+    return name[len(COLLECTION_PREFIX):].replace(".", "/") + ".py"
+
+
+def collection_imports(source, package=None):
+    """Collection module names a source file imports (absolute, or relative to ``package``)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level and package:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            if base.startswith(COLLECTION_PREFIX):
+                found.add(base)
+                # "from ...._edgewarden import sysctl, kconfig" imports submodules too
+                for alias in node.names:
+                    found.add(base + "." + alias.name)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith(COLLECTION_PREFIX))
+    return found
+
+
+def closure(collection_root, module_source):
+    """Every collection file the module needs, followed through their own imports: {zip path: source}."""
+    files = {}
+    pending = sorted(collection_imports(module_source))
+    while pending:
+        name = pending.pop()
+        path = _module_name_to_path(name)
+        if path in files or not os.path.isfile(os.path.join(collection_root, path)):
+            continue  # a package name ("..._edgewarden") or already taken
+        with open(os.path.join(collection_root, path)) as handle:
+            files[path] = handle.read()
+        package = name.rsplit(".", 1)[0]
+        pending.extend(sorted(collection_imports(files[path], package) - set(pending)))
+    return files
+
+
+def _package_inits(paths):
+    inits = set()
+    for path in paths:
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            inits.add("/".join(parts[:i]) + "/__init__.py")
+    return inits
+
+
+DOC_NAMES = ("DOCUMENTATION", "EXAMPLES", "RETURN")
+
+
+def strip_docs(source):
+    """The module without its DOCUMENTATION, EXAMPLES and RETURN strings: the device never reads them."""
+    lines = source.splitlines(True)
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in DOC_NAMES for t in node.targets):
+            for index in range(node.lineno - 1, node.end_lineno):
+                lines[index] = "\n"
+    return "".join(lines)
+
+
+def build_payload(collection_root, module_source, params, check_mode, diff):
+    """The zip, base64-encoded, that the bootstrap reads on stdin."""
+    files = closure(collection_root, module_source)
+    entries = {}
+    for path, source in files.items():
+        entries["ansible_collections/edgewarden/hardening/" + path] = source
+    with open(os.path.join(collection_root, RUNTIME)) as handle:
+        entries["ansible/module_utils/basic.py"] = handle.read()
+    for init in _package_inits(list(entries)):
+        entries.setdefault(init, "")
+    entries[MODULE_ENTRY] = strip_docs(module_source)
+    entries[ARGS_ENTRY] = json.dumps({"params": params, "check_mode": bool(check_mode), "diff": bool(diff)})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, entries[name].encode("utf-8"))
+    return base64.b64encode(buf.getvalue())
+
+
+def parse_result(stdout):
+    """The module's JSON result: the last line of stdout that parses as a JSON object."""
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None

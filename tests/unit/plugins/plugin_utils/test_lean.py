@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The lean transport's payload, run for real through its bootstrap (read-only module)."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.edgewarden.hardening.plugins.plugin_utils import _lean
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+PREFIX = "ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden."
+
+
+def read(path):
+    with open(os.path.join(ROOT, path)) as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize("source, package, expected", [
+    ("from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import sysctl, kconfig\n", None,
+     {PREFIX[:-1], PREFIX + "sysctl", PREFIX + "kconfig"}),
+    ("from .files import read_text\n", PREFIX[:-1], {PREFIX + "files", PREFIX + "files.read_text"}),
+    ("import os\nfrom ansible.module_utils.basic import AnsibleModule\n", None, set()),
+])
+def test_collection_imports(source, package, expected):
+    assert _lean.collection_imports(source, package) == expected
+
+
+def test_closure_follows_helper_imports():
+    files = _lean.closure(ROOT, read("plugins/modules/device_facts.py"))
+    names = set(files)
+    assert "plugins/module_utils/_edgewarden/posture.py" in names
+    # posture imports these itself; the module does not name them
+    assert {"plugins/module_utils/_edgewarden/initsys.py", "plugins/module_utils/_edgewarden/procfs.py",
+            "plugins/module_utils/_edgewarden/files.py"} <= names
+    assert "plugins/module_utils/_edgewarden/sysctl.py" not in names
+
+
+def test_strip_docs_keeps_code_and_line_numbers():
+    source = read("plugins/modules/device_facts.py")
+    stripped = _lean.strip_docs(source)
+    assert "DOCUMENTATION" not in stripped and "def main" in stripped
+    assert len(stripped.splitlines()) == len(source.splitlines())
+    compile(stripped, "device_facts", "exec")
+
+
+def run_payload(python, params, check_mode=True):
+    payload = _lean.build_payload(ROOT, read("plugins/modules/device_facts.py"), params, check_mode, False)
+    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP], input=payload, capture_output=True, check=False)
+    return proc.returncode, _lean.parse_result(proc.stdout.decode()), proc.stderr.decode()
+
+
+def device_pythons():
+    found = [sys.executable]
+    found += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8.*/bin/python3")))[:1]
+    found += [p for p in ("/usr/bin/python3",) if os.path.exists(p)]
+    return found
+
+
+@pytest.mark.parametrize("python", device_pythons())
+def test_bootstrap_runs_a_module_from_memory(python):
+    rc, result, err = run_payload(python, {"gather": ["aslr", "python"]})
+    assert rc == 0, err
+    facts = result["ansible_facts"]["edgewarden_device"]
+    assert facts["aslr"]["value"] in (0, 1, 2)
+    assert set(facts) >= {"aslr", "python"} and "kernel" not in facts
+    # the module ran with the runtime stand-in, not ansible-core's AnsibleModule
+    assert "invocation" not in result
+
+
+def test_payload_is_small():
+    payload = _lean.build_payload(ROOT, read("plugins/modules/device_facts.py"), {"gather": ["all"]}, False, False)
+    assert len(payload) < 40 * 1024
+
+
+def test_parse_result_skips_noise():
+    assert _lean.parse_result('motd line\n{"changed": false}\n') == {"changed": False}
+    assert _lean.parse_result("no json here\n") is None
+    assert json.loads(json.dumps(_lean.parse_result('{"a": {"b": 1}}'))) == {"a": {"b": 1}}
