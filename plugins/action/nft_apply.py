@@ -22,7 +22,9 @@ import secrets
 import time
 
 from ansible.errors import AnsibleConnectionFailure
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -36,12 +38,22 @@ GRACE = 10
 # how long to keep trying to reach the device after the rollback should have fired
 RECHECK = 90
 RECHECK_EVERY = 5
+STATUS_KEYS = ("state", "armed_at", "timeout", "deadline", "restored_at", "restored_after", "rollback_error", "detail", "connection")
 ROLLBACK_MSG = "rollback happened: new ruleset cut off the controller; previous ruleset restored"
 
 
 def _first_line(text, limit=300):
     text = to_text(text or "").strip()
     return text.splitlines()[0][:limit] if text else ""
+
+
+def _commit_confirm(armed, **extra):
+    """The commit_confirm result: the arming facts, the apply's connection, the outcome."""
+    cc = dict((k, v) for k, v in (armed or {}).items() if k != "connection")
+    if armed and armed.get("connection"):
+        cc["apply_connection"] = armed["connection"]
+    cc.update(extra)
+    return cc
 
 
 class ActionModule(ActionBase):
@@ -51,6 +63,13 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
+        result = self._run(result, task_vars)
+        result.pop("persist_needed", None)  # a message between the steps, not a result
+        if isinstance(result.get("records"), list):
+            result["summary"] = dict((s, len([r for r in result["records"] if r.get("status") == s])) for s in STATUSES)
+        return result
+
+    def _run(self, result, task_vars):
         args = dict(self._task.args)
         for key in INTERNAL_ARGS:
             if args.get(key) not in (None, "apply"):
@@ -83,8 +102,8 @@ class ActionModule(ActionBase):
             return result
         armed = apply.get("commit_confirm")
         if armed:
-            return self._confirm(result, args, task_vars, apply, armed, time.time())
-        if apply.get("persist_needed") and args.get("persist", True):
+            return self._confirm(result, args, task_vars, apply, armed, started, time.time())
+        if apply.get("persist_needed") and boolean(args.get("persist", True), strict=False):
             return self._persist_only(result, args, task_vars, apply)
         result.update(apply)
         return result
@@ -136,12 +155,14 @@ class ActionModule(ActionBase):
             time.sleep(RECHECK_EVERY)
 
     def _rollback_result(self, result, apply, status, reason, armed=None):
+        if status is not None:
+            status = dict((k, v) for k, v in status.items() if k in STATUS_KEYS)
         state = (status or {}).get("state")
         records = [dict(r) for r in apply.get("records", [])] if apply else []
         for rec in records:
             if rec.get("where") == "live" and rec.get("status") == "changed":
                 rec.update(status="error", detail="applied, not confirmed: rolled back")
-        cc = dict(armed or {}, confirmed=False)
+        cc = _commit_confirm(armed, confirmed=False)
         result.update(changed=False, failed=True, rolled_back=state == "rolled-back", rollback=status or {},
                       commit_confirm=cc, records=records, nft=(apply or {}).get("nft"))
         if state == "rolled-back":
@@ -165,14 +186,14 @@ class ActionModule(ActionBase):
 
     # ------------------------------------------------------------------ flows
 
-    def _confirm(self, result, args, task_vars, apply, armed, applied_at):
+    def _confirm(self, result, args, task_vars, apply, armed, started, applied_at):
         token = armed["token"]
-        deadline = applied_at + int(armed.get("timeout", args["confirm_timeout"]))
+        timeout = int(armed.get("timeout", args["confirm_timeout"]))
+        deadline = applied_at + timeout
         confirm, error = self._try(args, task_vars, "confirm", token=token, apply_connection=armed.get("connection"))
         if confirm is not None and confirm.get("confirmed"):
-            cc = dict(armed, confirmed=True, apply_connection=armed.get("connection"),
-                      confirm_connection=confirm.get("connection"), seconds_to_confirm=round(time.time() - applied_at, 1))
-            cc.pop("connection", None)
+            cc = _commit_confirm(armed, confirmed=True, confirm_connection=confirm.get("connection"),
+                                 seconds_to_confirm=round(time.time() - applied_at, 1))
             warnings = list(apply.get("warnings", [])) + list(confirm.get("warnings", []))
             result.update(apply)
             result.update(changed=True, records=apply.get("records", []) + confirm.get("records", []),
@@ -180,10 +201,17 @@ class ActionModule(ActionBase):
                           boot_loader=confirm.get("boot_loader"), rolled_back=False)
             if warnings:
                 result["warnings"] = warnings
-            result.pop("persist_needed", None)
+            if confirm.get("failed"):
+                result.update(failed=True, msg=confirm.get("msg"))
             return result
         if confirm is not None and confirm.get("state") in ("rolled-back", "rollback-failed"):
-            reason = confirm.get("detail") or "the confirmation lost the race against the rollback timer"
+            if confirm.get("detail"):
+                reason = confirm["detail"]
+            elif applied_at - started >= timeout:
+                reason = ("the apply's own connection stalled for %ds (the new table blocked it) until the rollback "
+                          "restored the previous table" % (applied_at - started))
+            else:
+                reason = "the confirmation came too late: the rollback timer fired first"
             if "apply's own TCP connection" in reason:
                 result = self._rollback_result(result, apply, confirm, reason, armed)
                 result["msg"] = "rollback happened: the confirmation could not prove that a new connection gets in (%s)" % reason
@@ -222,5 +250,4 @@ class ActionModule(ActionBase):
                       persisted_to=persisted.get("persisted_to"), boot_loader=persisted.get("boot_loader"))
         if persisted.get("failed"):
             result.update(failed=True, msg=persisted.get("msg"))
-        result.pop("persist_needed", None)
         return result

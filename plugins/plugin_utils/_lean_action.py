@@ -1,9 +1,11 @@
 # Copyright (c) edgewarden.hardening contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+# PRIVATE to edgewarden.hardening: may change without notice.
 """Action for edgewarden modules: the lean transport (plugins/plugin_utils/_lean.py).
 
-meta/runtime.yml routes the action of each module that supports it here. Falls back to
+Each module that supports it has a two-line action plugin of the same name in
+plugins/action/ that subclasses LeanModuleAction. Falls back to
 ansible-core's normal module execution (AnsiballZ) when the lean path does not apply: the
 host sets ``edgewarden_transport: ansiballz``, the interpreter is left to discovery, the
 connection is local, or the task is async.
@@ -24,7 +26,7 @@ MODULES_PACKAGE = "ansible_collections.edgewarden.hardening.plugins.modules."
 CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
 
 
-class ActionModule(ActionBase):
+class LeanModuleAction(ActionBase):
     _supports_check_mode = True
     _supports_async = True
 
