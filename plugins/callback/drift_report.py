@@ -97,7 +97,10 @@ class CallbackModule(CallbackBase):
         self._record(result, "unreachable")
 
     def v2_playbook_on_stats(self, stats):
-        mode = "drift" if context.CLIARGS.get("check") else "remediate"
+        # --check on the command line, or plays that force check_mode (playbooks/drift.yml)
+        remote = [e for e in self._events if e["status"] != "skipped"]
+        drift = context.CLIARGS.get("check") or (remote and all(e["check_mode"] for e in remote))
+        mode = "drift" if drift else "remediate"
         # every host the run reached or tried to reach, including those with nothing to say
         hosts = sorted(set(stats.processed) | set(stats.dark) | set(stats.failures))
         report = _drift.build_report(self._events, hosts, mode, self._started, _now())
