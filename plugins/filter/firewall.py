@@ -76,7 +76,7 @@ DEFAULTS = {
 # ICMPv6 that is not connection-tracked and without which IPv6 stops working: neighbour
 # discovery (RFC 4890 4.4.1: hop limit 255 proves it was not routed) and multicast
 # listener discovery (link-local sources only).
-ND_TYPES_IN = ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert")
+ND_TYPES_IN = ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-solicit", "nd-router-advert")
 ND_TYPES_OUT = ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-solicit")
 MLD_TYPES = ("mld-listener-query", "mld-listener-report", "mld-listener-done", "mld2-listener-report")
 
@@ -649,8 +649,9 @@ def _cross_checks(model):
         for name, v4, v6, _services in model.collectors:
             shared = bastion_set & _ipset(v4 + v6)
             if shared:
-                model.problem("collectors.%s.addresses" % name, "%s is also a bastion address: telemetry is one-way (nothing from a collector may connect to the device), SSH from the bastion must"
-                              % ", ".join(str(c) for c in shared.iter_cidrs()))
+                model.problem("collectors.%s.addresses" % name,
+                              "%s is also a bastion address: telemetry is one-way (nothing from a collector may connect "
+                              "to the device), SSH from the bastion must" % ", ".join(str(c) for c in shared.iter_cidrs()))
 
 
 def build_model(raw, prefix=""):
@@ -763,8 +764,6 @@ def _policy_rules(model, policy, verdict):
         base = _endpoint_parts(model, policy, family)
         for l4 in _l4_matches(policy.services, family):
             parts = base + ([l4] if l4 else [])
-            if l4.startswith("icmp"):
-                parts.append("limit rate %s burst %d packets" % (model.settings["icmp_rate"], model.settings["icmp_burst"]))
             rules.append(" ".join(parts + [verdict, 'comment "%s"' % comment]))
     return rules
 
@@ -807,13 +806,18 @@ def firewall_render(raw, prefix=""):
     ssh_ports = _port_expr(model.ssh_ports)
     mld = "icmpv6 type { %s } ip6 saddr fe80::/10 accept" % ", ".join(MLD_TYPES)
 
-    # input: the device itself. Order matters: loopback and IPv6 neighbour discovery,
-    # replies, SSH from the bastion before anything that could deny it, then the
-    # one-way collectors, ping, denies before allows, and the (rate-limited) log.
+    # input: the device itself. Order matters: loopback and IPv6 neighbour discovery;
+    # the ping rate limit before the replies rule, because every echo request after the
+    # first of a ping session belongs to an established conntrack entry and would pass
+    # it; SSH from the bastion before anything that could deny it; the one-way
+    # collectors; denies before allows; the (rate-limited) log.
+    over = "limit rate over %s burst %d packets drop" % (s["icmp_rate"], s["icmp_burst"])
     inp = [
         'iifname "lo" accept',
         "icmpv6 type { %s } ip6 hoplimit 255 accept" % ", ".join(ND_TYPES_IN),
         mld,
+        'icmp type echo-request %s comment "ping rate limit"' % over,
+        'icmpv6 type echo-request %s comment "ping rate limit"' % over,
         "ct state established,related accept",
         "ct state invalid drop",
     ]
@@ -829,9 +833,8 @@ def firewall_render(raw, prefix=""):
     if s["dhcpv6_client"]:
         inp.append('ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept comment "dhcpv6 client"')
     if s["icmp_echo"]:
-        limit = "limit rate %s burst %d packets" % (s["icmp_rate"], s["icmp_burst"])
-        inp.append("icmp type echo-request %s accept" % limit)
-        inp.append("icmpv6 type echo-request %s accept" % limit)
+        inp.append("icmp type echo-request accept")
+        inp.append("icmpv6 type echo-request accept")
     fwd = ["ct state established,related accept", "ct state invalid drop"]
     passthrough = list(s["forward_passthrough_interfaces"])
     if passthrough:

@@ -140,6 +140,13 @@ builtin:
   type: list
   elements: str
   sample: [vfat]
+builtin_source:
+  description:
+    - The C(modules.builtin) file read, or null when the running kernel has none (no C(/lib/modules/RELEASE), as
+      in a container sharing its host's kernel); built-in modules are then not reported.
+  returned: always
+  type: str
+  sample: /lib/modules/6.1.0-28-amd64/modules.builtin
 """
 
 from ansible.module_utils.basic import AnsibleModule

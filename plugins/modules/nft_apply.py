@@ -40,11 +40,19 @@ description:
   - Needs only the Python standard library and C(nft) on the device; the rollback needs C(/bin/sh), C(sleep),
     C(mv) and C(date) (BusyBox has them).
 options:
+  state:
+    description:
+      - V(present) makes the table what O(ruleset) says; V(absent) deletes it, with the same commit-confirm, and
+        removes its persisted file and include block (a boot service it enabled stays enabled, other tables may
+        need it).
+    type: str
+    choices: [present, absent]
+    default: present
   ruleset:
     description:
       - The nft text of the table, for example the output of the P(edgewarden.hardening.firewall_render#filter)
         filter. It must define O(family) O(table) and nothing else.
-      - Required unless O(step=status).
+      - Required when O(state=present).
     type: str
   table:
     description: Name of the table this module owns.
@@ -71,7 +79,7 @@ options:
     default: true
   persist_path:
     description:
-      - Write the persisted table to this file instead of the automatic place, and wire nothing: loading it at
+      - Write the persisted table to this file instead of the automatic place, and wire nothing; loading it at
         boot is then up to you.
     type: path
   step:
@@ -126,7 +134,10 @@ notes:
   - Debian's C(/etc/nftables.conf) starts with C(flush ruleset); restarting C(nftables.service) therefore
     removes every table (also a container engine's) before loading them again, ours through the include.
 seealso:
-  - role: edgewarden.hardening.firewall
+  - plugin: edgewarden.hardening.firewall_render
+    plugin_type: filter
+  - plugin: edgewarden.hardening.firewall_validate
+    plugin_type: filter
   - name: nft(8)
     description: The nftables command line, its atomic C(-f) loads and C(-c) checks.
     link: https://www.netfilter.org/projects/nftables/manpage.html
@@ -137,6 +148,12 @@ EXAMPLES = r"""
   edgewarden.hardening.nft_apply:
     ruleset: "{{ firewall_model | edgewarden.hardening.firewall_render }}"
     confirm_timeout: 90
+  become: true
+
+- name: Delete a table this module applied earlier, confirmed like any change
+  edgewarden.hardening.nft_apply:
+    table: edgewarden_quarantine
+    state: absent
   become: true
 
 - name: Apply a hand-written table, persisted where a custom init script loads it
@@ -187,7 +204,9 @@ summary:
   type: dict
   sample: {changed: 2, unchanged: 2, unsupported: 0, absent: 0, error: 0}
 compare:
-  description: How the candidate was compared with the live table - C(netns (ctypes)), C(netns (unshare)) or C(record).
+  description:
+    - How the candidate was compared with the live table - C(netns (unshare)), C(netns (ctypes)), C(record) (no network
+      namespace could be made) or C(absent) (O(state=absent)).
   returned: when nft is present
   type: str
   sample: netns (ctypes)
@@ -251,6 +270,7 @@ from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden i
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES, record
 
 ARGUMENT_SPEC = dict(
+    state=dict(type="str", default="present", choices=["present", "absent"]),
     ruleset=dict(type="str"),
     table=dict(type="str", default="edgewarden"),
     family=dict(type="str", default="inet", choices=["inet", "ip", "ip6"]),
@@ -262,9 +282,8 @@ ARGUMENT_SPEC = dict(
     apply_connection=dict(type="str"),
 )
 REQUIRED_IF = [
-    ("step", "apply", ["ruleset"]),
-    ("step", "confirm", ["ruleset", "token"]),
-    ("step", "persist", ["ruleset"]),
+    ("state", "present", ["ruleset"]),
+    ("step", "confirm", ["token"]),
     ("step", "status", ["token"]),
 ]
 
@@ -289,7 +308,8 @@ def main():
 
     systemd_run = module.get_bin_path("systemd-run") if os.path.isdir("/run/systemd/system") else None
     step = nftlib.Step(nftlib.Nft(binary, run), p["family"], p["table"], p["ruleset"], module.check_mode,
-                       unshare_bin=module.get_bin_path("unshare"), systemd_run=systemd_run)
+                       unshare_bin=module.get_bin_path("unshare"), systemd_run=systemd_run,
+                       setsid=module.get_bin_path("setsid"), state=p["state"])
     try:
         if p["step"] == "apply":
             result = step.apply(p["confirm_timeout"], p["persist_path"], p["persist"], p["token"])
@@ -311,6 +331,9 @@ def main():
                   persisted_to=step.persisted_to, boot_loader=step.boot_loader)
     if not module._diff:
         result.pop("diff", None)
+    if result.get("persist_error"):
+        module.fail_json(msg="the new table is live and confirmed, but persisting it failed (it will not survive a "
+                             "reboot): %s" % result.pop("persist_error"), **result)
     module.exit_json(**result)
 
 

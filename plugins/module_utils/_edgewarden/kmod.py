@@ -251,12 +251,13 @@ def read_state(root="/", path=DEFAULT_PATH, release=None):
         return os.path.join(root, device_path.lstrip("/"))
 
     release = release or os.uname()[2]
-    builtin_text = read_text(under("/lib/modules/%s/modules.builtin" % release))
+    builtin_path = "/lib/modules/%s/modules.builtin" % release
+    builtin_text = read_text(under(builtin_path))
     return {
         "current": read_text(under(path)),
         "loaded": parse_proc_modules(read_text(under("/proc/modules"))),
         "builtin": parse_builtin(builtin_text),
-        "builtin_known": builtin_text is not None,
+        "builtin_source": builtin_path if builtin_text is not None else None,
         "cap_sys_module": has_capability(read_text(under("/proc/self/status")), CAP_SYS_MODULE),
         "readonly": is_readonly_fs(under(path)),
     }
@@ -302,8 +303,9 @@ def run(modules, root="/", path=DEFAULT_PATH, install_command=DEFAULT_INSTALL_CO
                  "before": state["current"] or "", "after": result["content"] or ""},
         "warnings": [],
     }
-    if not state["builtin_known"]:
-        out["warnings"].append("no modules.builtin for this kernel: built-in modules cannot be told apart")
+    # None: no /lib/modules/<release> (a kernel without modules, or a container sharing the
+    # host's kernel), so built-in modules cannot be reported
+    out["builtin_source"] = state["builtin_source"]
     if check_mode:
         out["unloaded"] = list(result["unload"])
         return out
@@ -324,4 +326,3 @@ def run(modules, root="/", path=DEFAULT_PATH, install_command=DEFAULT_INSTALL_CO
         out["warnings"].append("could not unload %s: %s" % (name, message))
     out["changed"] = any_changed(records)
     return out
-

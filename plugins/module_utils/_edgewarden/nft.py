@@ -34,7 +34,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import procfs
@@ -142,6 +141,23 @@ def include_block(conf_text, include_path, family, name):
     return text + ("\n" if text and not text.endswith("\n\n") else "") + block
 
 
+def remove_include_block(conf_text, family, name):
+    """``conf_text`` without the managed block of ``include_block`` (and the blank line it added)."""
+    begin = "# BEGIN edgewarden %s" % table_spec(family, name)
+    end = "# END edgewarden %s" % table_spec(family, name)
+    lines = (conf_text or "").splitlines(True)
+    start = next((i for i, line in enumerate(lines) if line.startswith(begin)), None)
+    if start is None:
+        return conf_text
+    stop = next((i for i in range(start, len(lines)) if lines[i].startswith(end)), None)
+    if stop is None:
+        return conf_text
+    text = "".join(lines[:start])
+    if text.endswith("\n\n") and not "".join(lines[stop + 1:]):
+        text = text[:-1]
+    return text + "".join(lines[stop + 1:])
+
+
 def rollback_script(nft_bin, timeout, token_dir):
     """The detached rollback: only sh, sleep, mv and date (BusyBox has them all).
 
@@ -150,6 +166,7 @@ def rollback_script(nft_bin, timeout, token_dir):
     """
     return """#!/bin/sh
 # edgewarden firewall rollback: restores the saved table unless the apply is confirmed
+trap '' HUP
 cd '{dir}' || exit 1
 echo $$ > pid
 sleep {timeout}
@@ -314,27 +331,61 @@ echo @@EW:END@@
 """
 
 
-def _unshare_net():  # pragma: no cover - runs in the forked child
-    import ctypes
+def _read_all(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def fork_into_netns(argv):
+    """Run ``argv`` in a child that first moves into a fresh network namespace.
+
+    The fallback where no ``unshare`` binary exists: ctypes calls unshare(2) in the
+    child only, between fork and exec, which is why this is os.fork/os.execve and not
+    a run_command (nothing can run in its child before the exec).
+    """
+    import ctypes  # Yocto and OpenWrt may ship Python without it: the caller catches ImportError
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
-
-
-def _spawn(argv, preexec=None):
-    env = dict(os.environ)
-    env.update(C_ENV)
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=preexec, env=env, close_fds=True)
-    out, err = proc.communicate()
-    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 99
+        try:
+            os.close(out_r)
+            os.close(err_r)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            if libc.unshare(CLONE_NEWNET) != 0:
+                os.write(2, b"unshare(CLONE_NEWNET) failed: errno %d\n" % ctypes.get_errno())
+                status = 97
+            else:
+                env = dict(os.environ)
+                env.update(C_ENV)
+                os.execve(argv[0], argv, env)
+        finally:
+            # whatever happened, the child never returns into the module's code
+            os._exit(status)
+    os.close(out_w)
+    os.close(err_w)
+    out = _read_all(out_r)
+    err = _read_all(err_r)
+    _pid, status = os.waitpid(pid, 0)
+    return (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1), out, err
 
 
 class NetnsUnavailable(Exception):
     pass
 
 
-def canonical_in_netns(nft, path, family, name, unshare_bin=None, spawn=_spawn):
+def canonical_in_netns(nft, path, family, name, unshare_bin=None, fork=fork_into_netns):
     """Load the replacement file into a fresh, empty network namespace and list it.
 
     There it filters no traffic and disappears with the process. Returns
@@ -343,18 +394,14 @@ def canonical_in_netns(nft, path, family, name, unshare_bin=None, spawn=_spawn):
     """
     script = ["/bin/sh", "-c", NETNS_SCRIPT, "edgewarden-netns", nft.binary, path, family, name]
     attempts = []
-    try:
-        import ctypes  # noqa: F401 - Yocto and OpenWrt may split it out of the stdlib
-        attempts.append(("ctypes", script, _unshare_net))
-    except ImportError:
-        pass
     if unshare_bin:
-        attempts.append(("unshare", [unshare_bin, "-n", "--"] + script, None))
+        attempts.append(("unshare", lambda: nft.run([unshare_bin, "-n", "--"] + script)))
+    attempts.append(("ctypes", lambda: fork(script)))
     errors = []
-    for method, argv, preexec in attempts:
+    for method, attempt in attempts:
         try:
-            rc, out, err = spawn(argv, preexec)
-        except (OSError, subprocess.SubprocessError) as exc:
+            rc, out, err = attempt()
+        except (OSError, ImportError, AttributeError) as exc:
             errors.append("%s: %s" % (method, exc))
             continue
         if rc == 3:
@@ -387,6 +434,11 @@ def state_root(candidates=STATE_ROOTS):
         except OSError as exc:
             last = exc
     raise OSError("no writable state directory among %s: %s" % (", ".join(candidates), last))
+
+
+# <epoch>-<12 hex>: made by the action plugin (so it can ask about an apply whose answer
+# never came back) or here; also what keeps a token from naming another path
+TOKEN_RE = re.compile(r"^[0-9]+-[0-9a-f]{12}$")
 
 
 def new_token():
@@ -483,27 +535,27 @@ def prune(root, keep=KEEP_STATE_DIRS):
             pass
 
 
-def launch_detached(script_path, systemd_run=None, unit=None):
+def launch_detached(script_path, run, systemd_run=None, unit=None, setsid=None):
     """Start the rollback shell so it outlives the SSH session that started it.
 
     Under systemd a transient unit (``systemd-run``) is used: it does not belong to the
     login session, so logind's KillUserProcesses cannot take it down at logout. Elsewhere
-    a new session (setsid) with no terminal and no inherited descriptors.
+    a background job in a session of its own (``setsid`` where it exists; the script also
+    ignores SIGHUP) with no terminal and no inherited descriptors, so the SSH channel
+    closes and the module's answer gets back.
     """
+    last = None
     if systemd_run and unit:
-        rc, _out, err = _spawn([systemd_run, "--quiet", "--collect", "--unit", unit, "/bin/sh", script_path])
+        rc, _out, err = run([systemd_run, "--quiet", "--collect", "--unit", unit, "/bin/sh", script_path])
         if rc == 0:
             return "systemd-run"
         last = err.strip()
-    else:
-        last = None
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        subprocess.Popen(["/bin/sh", script_path], stdin=devnull, stdout=devnull, stderr=devnull,
-                         close_fds=True, cwd="/", start_new_session=True)
-    finally:
-        os.close(devnull)
-    return "detached" if last is None else "detached (systemd-run failed: %s)" % last[:120]
+    argv = ([setsid] if setsid else []) + ["/bin/sh", script_path]
+    rc, _out, err = run(["/bin/sh", "-c", '"$@" </dev/null >/dev/null 2>&1 &', "edgewarden-launch"] + argv)
+    if rc != 0:
+        raise NftError("could not start the rollback process, so nothing was applied", err.strip())
+    method = "detached (setsid)" if setsid else "detached"
+    return method if last is None else "%s; systemd-run failed: %s" % (method, last[:120])
 
 
 def wait_for_pid_file(token_dir, seconds=5.0):
@@ -515,7 +567,7 @@ def wait_for_pid_file(token_dir, seconds=5.0):
     return False
 
 
-def arm(root, token, nft, restore, timeout, systemd_run=None):
+def arm(root, token, nft, restore, timeout, systemd_run=None, setsid=None, run=None):
     """Save the restore file, start the rollback shell; returns the arming facts.
 
     The restore file is checked with ``nft -c`` first: a table we could not restore is
@@ -535,7 +587,7 @@ def arm(root, token, nft, restore, timeout, systemd_run=None):
     _write(os.path.join(token_dir, "armed.json"), json.dumps(info))
     _write(os.path.join(token_dir, ARMED), "%d\n" % now)
     unit = "edgewarden-firewall-rollback-%s" % token.split("-")[-1]
-    method = launch_detached(script, systemd_run=systemd_run, unit=unit)
+    method = launch_detached(script, run or nft.run, systemd_run=systemd_run, unit=unit, setsid=setsid)
     if not wait_for_pid_file(token_dir):
         # no rollback is running: do not apply anything it could not undo
         cancel(token_dir)
@@ -738,25 +790,15 @@ def persist(nft, family, name, ruleset, plan, check_mode, root="/"):
     spec = table_spec(family, name)
     content = persisted_text(family, name, ruleset, loader_description(plan))
     path = plan["path"]
-    rid = "firewall.persisted/%s" % path
+    rid = "firewall.persisted%s" % path
     before = read_text(_host(root, path))
     if is_readonly_fs(_host(root, path)):
         records.append(record(rid, _fdigest(before), _fdigest(content), "persisted", "unsupported", "read-only filesystem"))
         warnings.append("%s is on a read-only filesystem: table %s is live but will not survive a reboot" % (path, spec))
         return records, warnings
 
-    def validate(tmp):
-        return nft.check_file(tmp)
-
     def write(target, text):
-        host = _host(root, target)
-        parent = os.path.dirname(host)
-        if not os.path.isdir(parent):
-            os.makedirs(parent, 0o755)
-        try:
-            atomic_write(host, text, 0o644, validate)
-        except ValidationError as exc:
-            raise NftError("nft -c refused the new %s" % target, str(exc))
+        _write_checked(nft, root, target, text)
 
     changed = before != content
     if changed and not check_mode:
@@ -768,7 +810,7 @@ def persist(nft, family, name, ruleset, plan, check_mode, root="/"):
         conf_after = include_block(conf_before, path, family, name)
         if conf_after != conf_before and not check_mode:
             write(conf, conf_after)
-        records.append(record("firewall.include/%s" % conf, "present" if conf_after == conf_before else "absent",
+        records.append(record("firewall.include%s" % conf, "present" if conf_after == conf_before else "absent",
                               "present", "persisted"))
     for link, target in plan["links"]:
         ok = _link_ok(root, link, target)
@@ -788,6 +830,45 @@ def persist(nft, family, name, ruleset, plan, check_mode, root="/"):
     return records, warnings
 
 
+def _write_checked(nft, root, target, text):
+    """Atomic write of an nft file, refused unless ``nft -c -f`` accepts the new content."""
+    host = _host(root, target)
+    parent = os.path.dirname(host)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, 0o755)
+    try:
+        atomic_write(host, text, 0o644, lambda tmp: nft.check_file(tmp))
+    except ValidationError as exc:
+        raise NftError("nft -c refused the new %s" % target, str(exc))
+
+
+def unpersist(nft, family, name, plan, check_mode, root="/"):
+    """For a table that is gone: remove its persisted file and its include block.
+
+    The boot service stays enabled: other tables may be persisted through it, and
+    whether we enabled it is not recorded anywhere.
+    """
+    path = plan["path"]
+    rid = "firewall.persisted%s" % path
+    before = read_text(_host(root, path))
+    if before is not None and is_readonly_fs(_host(root, path)):
+        return [record(rid, _fdigest(before), None, "persisted", "unsupported", "read-only filesystem")], [
+            "%s is on a read-only filesystem: table %s comes back at boot" % (path, table_spec(family, name))]
+    records = []
+    if plan["main_conf"]:
+        conf = plan["main_conf"]
+        conf_before = read_text(_host(root, conf)) or ""
+        conf_after = remove_include_block(conf_before, family, name)
+        if conf_after != conf_before and not check_mode:
+            _write_checked(nft, root, conf, conf_after)
+        records.append(record("firewall.include%s" % conf, "present" if conf_after != conf_before else "absent",
+                              "absent", "persisted"))
+    if before is not None and not check_mode:
+        os.unlink(_host(root, path))
+    records.insert(0, record(rid, _fdigest(before), None, "persisted"))
+    return records, []
+
+
 def _fdigest(text):
     return None if text is None else "sha256:" + sha256_text(text)[:16]
 
@@ -801,9 +882,6 @@ def persist_needed(records):
 
 def table_id(family, name):
     return "firewall.table/%s/%s" % (family, name)
-
-
-TOKEN_RE = re.compile(r"^[0-9]+-[0-9a-f]{12}$")
 
 
 def find_token_dir(token, roots=STATE_ROOTS):
@@ -820,14 +898,16 @@ class Step(object):
     """What every step needs: the nft runner, the table, the module's parameters."""
 
     def __init__(self, nft, family, name, ruleset=None, check_mode=False, unshare_bin=None,
-                 systemd_run=None, root="/", roots=STATE_ROOTS):
+                 systemd_run=None, setsid=None, root="/", roots=STATE_ROOTS, state="present"):
         self.nft = nft
         self.family = family
         self.name = name
         self.ruleset = ruleset
+        self.state = state
         self.check_mode = check_mode
         self.unshare_bin = unshare_bin
         self.systemd_run = systemd_run
+        self.setsid = setsid
         self.root = root
         self.roots = roots
         self.warnings = []
@@ -836,7 +916,13 @@ class Step(object):
 
     # -- read and compare (never writes outside a temp file)
 
+    def record_path(self, root):
+        """The record of the last apply of THIS table (the fallback comparison)."""
+        return os.path.join(root, "applied-%s-%s.json" % (self.family, self.name))
+
     def plan(self):
+        if self.state == "absent":
+            return self.plan_absent()
         problems = guard_ruleset(self.ruleset, self.family, self.name)
         if problems:
             raise NftError("refusing the ruleset: " + "; ".join(problems))
@@ -854,7 +940,7 @@ class Step(object):
             try:
                 cand = canonical_in_netns(self.nft, path, self.family, self.name, self.unshare_bin)
             except NetnsUnavailable as exc:
-                applied = _read_json(os.path.join(self._root_or_none() or "/nonexistent", "applied.json"))
+                applied = _read_json(self.record_path(self._root_or_none() or "/nonexistent"))
                 same = applied.get("input") == sha256_text(replacement) and applied.get("live") == digest(live)
                 out.update(changed=not same, after_text=self.ruleset, after=None, compare="record",
                            compare_detail="no network namespace to list the candidate in (%s): compared with the record of the last apply" % exc)
@@ -869,6 +955,13 @@ class Step(object):
                    compare="netns (%s)" % cand["method"], compare_detail=None)
         return out
 
+    def plan_absent(self):
+        """State absent: the candidate is no table at all; nft itself needs no namespace to say so."""
+        replacement = restore_text(self.family, self.name, None)
+        exists, live_text, live = self.nft.listing(self.family, self.name)
+        return {"replacement": replacement, "exists": exists, "live_text": live_text or "", "live": live,
+                "changed": exists, "after_text": "", "after": None, "compare": "absent", "compare_detail": None}
+
     def _root_or_none(self):
         for root in self.roots:
             if os.path.isdir(root):
@@ -877,7 +970,9 @@ class Step(object):
 
     def live_record(self, plan):
         before = describe(plan["live"]) if plan["exists"] else None
-        if plan["after"] is not None:
+        if self.state == "absent":
+            after = None
+        elif plan["after"] is not None:
             after = describe(plan["after"])
         elif plan["changed"]:
             after = "sha256:%s (rendered)" % sha256_text(plan["replacement"])[:16]
@@ -918,7 +1013,7 @@ class Step(object):
             return result
         token = token if token and TOKEN_RE.match(token) else new_token()
         restore = restore_text(self.family, self.name, plan["live_text"] if plan["exists"] else None)
-        info = arm(root, token, self.nft, restore, timeout, self.systemd_run)
+        info = arm(root, token, self.nft, restore, timeout, self.systemd_run, self.setsid)
         token_dir = os.path.join(root, token)
         new = os.path.join(token_dir, "new.nft")
         _write(new, plan["replacement"])
@@ -928,11 +1023,13 @@ class Step(object):
             cancel(token_dir)
             raise
         exists, _text, live_after = self.nft.listing(self.family, self.name)
+        if self.state == "absent" and exists:
+            self.warnings.append("table %s is still listed after it was deleted" % table_spec(self.family, self.name))
         if plan["after"] is not None and live_after != plan["after"]:
             self.warnings.append("the live table differs from the candidate listed in the throwaway namespace; "
                                  "the next run will report a change again")
-        _write(os.path.join(root, "applied.json"), json.dumps({"input": sha256_text(plan["replacement"]),
-                                                             "live": digest(live_after)}))
+        applied = {"input": sha256_text(plan["replacement"]), "live": digest(live_after)}
+        _write(self.record_path(root), json.dumps(applied))
         info["connection"] = ssh_connection()
         info["state_dir"] = token_dir
         result["commit_confirm"] = info
@@ -958,16 +1055,25 @@ class Step(object):
             return result
         records = []
         if persist:
-            records, warnings = self.persist(persist_path, check_mode=False)
-            self.warnings.extend(warnings)
+            try:
+                records, warnings = self.persist(persist_path, check_mode=False)
+                self.warnings.extend(warnings)
+            except NftError as exc:
+                # the table is live and confirmed: say so, and that it will not survive a reboot
+                result["persist_error"] = "%s%s" % (exc, (": " + exc.detail) if exc.detail else "")
         result.update(records=records, changed=True)
         return result
 
     def persist(self, persist_path=None, check_mode=None):
         plan = boot_plan(self.family, self.name, self.root, persist_path)
-        records, warnings = persist(self.nft, self.family, self.name, self.ruleset, plan,
-                                    self.check_mode if check_mode is None else check_mode, self.root)
-        self.persisted_to = None if any(r["status"] == "unsupported" and r["id"].startswith("firewall.persisted/")
+        check = self.check_mode if check_mode is None else check_mode
+        if self.state == "absent":
+            records, warnings = unpersist(self.nft, self.family, self.name, plan, check, self.root)
+            self.persisted_to = None
+            self.boot_loader = loader_description(plan)
+            return records, warnings
+        records, warnings = persist(self.nft, self.family, self.name, self.ruleset, plan, check, self.root)
+        self.persisted_to = None if any(r["status"] == "unsupported" and r["id"].startswith("firewall.persisted")
                                         for r in records) else plan["path"]
         self.boot_loader = loader_description(plan)
         return records, warnings

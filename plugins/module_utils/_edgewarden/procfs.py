@@ -397,6 +397,7 @@ def describe_listener(sock):
         if proc.get("unit"):
             text += " [%s]" % proc["unit"]
         if proc.get("cmdline"):
-            text += " (%s)" % " ".join(proc["cmdline"])[:120]
+            # one line: scripts passed with -c carry newlines
+            text += " (%s)" % " ".join(" ".join(proc["cmdline"]).split())[:120]
         owners.append(text)
     return "%s %s %s" % (sock["proto"], shown, "; ".join(owners) if owners else "owner unknown")

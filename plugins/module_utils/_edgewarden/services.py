@@ -423,9 +423,9 @@ class Backend(object):
         if before == after:
             return record(_record_id("state", unit), before, after, where="live"), []
         if not state.get("script") or not self.live_control(state):
+            verb = "start" if wanted == "started" else "stop"
             return record(_record_id("state", unit), before, after, where="live", status=UNSUPPORTED,
-                          detail="no way to %s it here: %s" % ("start" if wanted == "started" else "stop",
-                                                              self.no_control_reason(state))), []
+                          detail="no way to %s it here: %s" % (verb, self.no_control_reason(state))), []
         ops = [op_run([state["script"], "start" if wanted == "started" else "stop"],
                       "%s %s" % ("start" if wanted == "started" else "stop", unit), detach=wanted == "started")]
         if wanted == "stopped":
@@ -1090,9 +1090,9 @@ def select_backend(classified, root="/", requested="auto"):
     """
     running = classified.get("name")
     if requested and requested != "auto":
-        live = running == requested or (requested == "sysv" and running == "sysv")
-        return requested, live, "init_system=%s (%s)" % (requested, "running as PID 1" if live else
-                                                          "PID 1 is %s: boot configuration only" % running)
+        live = running == requested
+        how = "running as PID 1" if live else "PID 1 is %s: boot configuration only" % running
+        return requested, live, "init_system=%s (%s)" % (requested, how)
     if running in BACKENDS:
         return running, True, classified.get("reason") or running
     name, reason = boot_init(root)
@@ -1359,7 +1359,7 @@ def run(services, classified, root="/", requested_init="auto", runner=None, tool
     errors = validate(services)
     if errors:
         return {"failed": True, "msg": "invalid services: " + "; ".join(errors), "errors": errors,
-                "records": [], "changed": False}
+                "records": [], "changed": False, "init": None, "services": [], "ops": []}
     name, live, reason = select_backend(classified, root, requested_init)
     init = {"name": name, "live": live, "reason": reason, "pid1": classified.get("name")}
     if name is None:
