@@ -69,10 +69,12 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self._events = []
         self._play = ""
+        self._check_plays = False
         self._started = _now()
 
     def v2_playbook_on_play_start(self, play):
         self._play = play.get_name()
+        self._check_plays = self._check_plays or play.check_mode is True
 
     def _record(self, result, status):
         task = result.task
@@ -98,9 +100,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         # --check on the command line, or plays that force check_mode (playbooks/drift.yml)
-        remote = [e for e in self._events if e["status"] != "skipped"]
-        drift = context.CLIARGS.get("check") or (remote and all(e["check_mode"] for e in remote))
-        mode = "drift" if drift else "remediate"
+        mode = "drift" if context.CLIARGS.get("check") or self._check_plays else "remediate"
         # every host the run reached or tried to reach, including those with nothing to say
         hosts = sorted(set(stats.processed) | set(stats.dark) | set(stats.failures))
         report = _drift.build_report(self._events, hosts, mode, self._started, _now())
