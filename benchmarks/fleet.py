@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Fleet benchmark: how a converge and a drift run scale with fleet size, through one bastion.
 
@@ -177,7 +177,7 @@ def verdicts(rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--sizes", default="1,10,30")
     parser.add_argument("--forks", type=int, default=10)
     parser.add_argument("--playbook", default=os.path.join(ROOT, "benchmarks", "converge.yml"))

@@ -15,6 +15,9 @@ export ANSIBLE_PIPELINING=True
 export ANSIBLE_HOST_KEY_CHECKING=True
 export ANSIBLE_LOCAL_TEMP=$EW_LAB_DIR/ansible-tmp
 export ANSIBLE_HOME=$EW_LAB_DIR/ansible-home
+# per lab: every lab uses the same device addresses, and a shared ControlPath would let a
+# connection to one lab's device carry commands meant for another's
+export ANSIBLE_SSH_CONTROL_PATH_DIR=$EW_LAB_DIR/cp
 export ANSIBLE_FORCE_COLOR=0
 export ANSIBLE_NOCOLOR=1
 export ANSIBLE_FORKS=${ANSIBLE_FORKS:-10}
