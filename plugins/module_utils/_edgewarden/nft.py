@@ -837,7 +837,7 @@ def _write_checked(nft, root, target, text):
     if not os.path.isdir(parent):
         os.makedirs(parent, 0o755)
     try:
-        atomic_write(host, text, 0o644, lambda tmp: nft.check_file(tmp))
+        atomic_write(host, text, 0o644, nft.check_file)
     except ValidationError as exc:
         raise NftError("nft -c refused the new %s" % target, str(exc))
 

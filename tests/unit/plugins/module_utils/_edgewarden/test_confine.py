@@ -124,7 +124,9 @@ def test_directives_for_a_static_user_with_one_capability():
     assert skipped == []
     assert d["User"] == "ew-demo" and d["Group"] == "ew-demo"
     assert d["NoNewPrivileges"] == "yes" and d["ProtectSystem"] == "strict" and d["PrivateDevices"] == "yes"
-    assert d["ReadWritePaths"] == ["/var/lib/ew-demo"]
+    # /var/lib/ew-demo is systemd's to own for the service (and to migrate for DynamicUser=)
+    assert d["StateDirectory"] == ["ew-demo"] and d["StateDirectoryMode"] == "0750"
+    assert d["ReadWritePaths"] == []
     assert d["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]
     assert d["AmbientCapabilities"] == ["CAP_NET_BIND_SERVICE"]
     assert d["SystemCallFilter"] == ["@system-service", "~@privileged", "~@resources"]
@@ -142,6 +144,9 @@ def test_directives_for_a_static_user_with_one_capability():
      ["AmbientCapabilities", "RemoveIPC", "Group"]),
     ({"user": "dynamic", "writable_paths": ["/var/lib/ew-demo", "/run/ew-demo"]},
      {"DynamicUser": "yes", "StateDirectory": ["ew-demo"], "RuntimeDirectory": ["ew-demo"]}, ["User", "ReadWritePaths"]),
+    ({"writable_paths": ["/var/lib/ew-demo/db", "/var/log/ew-demo", "/run/ew-demo", "/srv/ew-demo"]},
+     {"StateDirectory": ["ew-demo/db"], "LogsDirectory": ["ew-demo"], "ReadWritePaths": ["/run/ew-demo", "/srv/ew-demo"]},
+     ["RuntimeDirectory", "CacheDirectory"]),
     ({"address_families": []}, {"RestrictAddressFamilies": ["none"]}, []),
     ({"capabilities": ["CAP_SYS_TIME"]}, {"SystemCallFilter": ["@system-service", "~@resources"]}, []),
     ({"capabilities": ["CAP_SYS_NICE"]}, {"SystemCallFilter": ["@system-service", "~@privileged"]}, []),
@@ -184,13 +189,20 @@ def test_render_dropin_resets_list_directives():
     ({}, None, {"user": "ew-demo", "cap_bnd": 0x400, "cap_eff": 0x400}),
     ({"capabilities": []}, None, {"user": "ew-demo", "cap_bnd": 0, "cap_eff": 0}),
     ({"user": "root"}, None, {"user": "root", "cap_bnd": 0x400, "cap_eff": 0x400}),
-    ({"user": "dynamic"}, None, {"user": "dynamic", "cap_bnd": 0x400, "cap_eff": 0x400}),
+    ({"user": "dynamic"}, None, {"user": "dynamic", "dynamic_name": "ew-demo", "cap_bnd": 0x400, "cap_eff": 0x400}),
     ({"systemd": {"User": None, "Group": None}}, "www-data", {"user": "www-data", "cap_bnd": 0x400, "cap_eff": 0x400}),
     ({"systemd": {"CapabilityBoundingSet": None}}, None, {"user": "ew-demo", "cap_eff": 0x400}),
 ])
 def test_expected_process(kwargs, unit_user, expected):
     directives, dummy = confine.systemd_directives(app(**kwargs), version=252)
-    assert confine.expected_process(directives, unit_user) == expected
+    assert confine.expected_process(directives, unit_user, "ew-demo") == expected
+
+
+@pytest.mark.parametrize("user, ok", [("dynamic", True), ("ew-demo", True), ("root", False)])
+def test_a_dynamic_user_may_be_a_reused_static_account(user, ok):
+    # systemd runs DynamicUser= services as an existing account of the same name
+    expected = {"user": "dynamic", "dynamic_name": "ew-demo", "cap_eff": 0}
+    assert (confine.matches_expected({"user": user, "cap_eff": 0}, expected) == []) is ok
 
 
 # ------------------------------------------------------------------ processes

@@ -201,6 +201,15 @@ def test_threshold_is_judged_on_the_prediction_in_check_mode(tmp_path):
     assert result["apps"][0]["exposure"]["above_threshold"] is True
     result = cs.run(apps_of(max_exposure=2.0), ctx, check_mode=True)
     assert result["apps"][0]["exposure"]["above_threshold"] is False
+    # once installed, an unchanged drop-in is neither re-verified nor predicted: its live score is judged
+    ctx["max_exposure"] = 3.0
+    cs.run(apps_of(), ctx, check_mode=False)
+    ctx["max_exposure"] = 1.0
+    calls = len(systemd.calls)
+    result = cs.run(apps_of(), ctx, check_mode=True)
+    exposure = result["apps"][0]["exposure"]
+    assert (exposure["before"], exposure["predicted"], exposure["above_threshold"]) == (1.4, None, True)
+    assert not [argv for argv, env in systemd.calls[calls:] if argv[1:2] == ["verify"]]
 
 
 def test_absent_removes_the_dropin_and_restarts_unconfined(tmp_path):
