@@ -18,7 +18,9 @@ description:
     writes, the ports it binds, the capabilities it uses - and gets nothing else.
   - The init system is detected on the device in the same call (PID 1 and the filesystem).
   - B(systemd) - each unit gets one drop-in, C(/etc/systemd/system/UNIT.d/99-edgewarden-confine.conf), with a
-    dedicated user (or C(DynamicUser=)), C(NoNewPrivileges=), C(ProtectSystem=strict) with C(ReadWritePaths=),
+    dedicated user (or C(DynamicUser=)), C(NoNewPrivileges=), C(ProtectSystem=strict) with only the listed paths
+    writable (C(StateDirectory=), C(CacheDirectory=), C(LogsDirectory=) under C(/var/lib), C(/var/cache), C(/var/log),
+    which systemd owns for the service and migrates when C(DynamicUser=) is switched; C(ReadWritePaths=) elsewhere),
     C(ProtectHome=), C(PrivateTmp=), C(PrivateDevices=) (unless O(apps[].devices) are listed), C(PrivateIPC=),
     the C(ProtectKernel*=), C(ProtectClock=), C(ProtectHostname=), C(ProtectProc=invisible), C(RestrictNamespaces=),
     C(RestrictRealtime=), C(RestrictSUIDSGID=), C(LockPersonality=), C(MemoryDenyWriteExecute=) (unless
@@ -103,7 +105,7 @@ options:
       writable_paths:
         description:
           - Paths the app writes. On systemd they are the only writable places besides its private C(/tmp)
-            (C(ProtectSystem=strict) with C(ReadWritePaths=)).
+            (C(ProtectSystem=strict) with C(StateDirectory=) and the like, or C(ReadWritePaths=)).
         type: list
         elements: str
         default: []

@@ -111,7 +111,7 @@ def test_the_exposure_dropped(host):
 def test_the_rollback_left_the_working_policy(host):
     if name(host) == "kernel1":
         dropin = host.file(DROPIN).content_string
-        assert "ReadWritePaths=/var/lib/ew-demo" in dropin
+        assert "StateDirectory=ew-demo" in dropin
         assert host.service("ew-demo").is_running
         # the broken policy did run, and failed on the read-only state directory
         journal = host.check_output("journalctl -u ew-demo.service --no-pager -o cat")

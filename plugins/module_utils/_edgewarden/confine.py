@@ -87,7 +87,8 @@ BASE_DIRECTIVES = (
 )
 DERIVED_MIN_VERSION = {
     "DynamicUser": 232, "StateDirectory": 235, "CacheDirectory": 235, "LogsDirectory": 235,
-    "RuntimeDirectory": 211, "RemoveIPC": 232, "PrivateUsers": 232, "AmbientCapabilities": 229,
+    "RuntimeDirectory": 211, "StateDirectoryMode": 235, "CacheDirectoryMode": 235, "LogsDirectoryMode": 235,
+    "RuntimeDirectoryMode": 211, "RemoveIPC": 232, "PrivateUsers": 232, "AmbientCapabilities": 229,
     "ReadWritePaths": 231, "RestrictAddressFamilies": 211, "SystemCallFilter": 187,
     "CapabilityBoundingSet": 0, "DevicePolicy": 0, "DeviceAllow": 0,
 }
@@ -367,15 +368,29 @@ def systemd_directives(app, version=None, common_overrides=None):
             return
         out.append((key, value))
 
+    # Paths in /var/lib, /var/cache and /var/log become StateDirectory= and the like, for
+    # any user: systemd then owns them for the service, and moves them to and from
+    # /var/lib/private when DynamicUser= is switched, so a rollback across that switch
+    # finds them. /run stays a ReadWritePaths= for named users (a RuntimeDirectory= is
+    # removed when the service stops).
+    managed, writable = [], []
+    for path in app["writable_paths"]:
+        directive, relative = _dynamic_directory(path)
+        if directive and (user == USER_DYNAMIC or directive != "RuntimeDirectory"):
+            managed.append((directive, relative))
+        else:
+            writable.append(path)
     if user == USER_DYNAMIC:
         add("DynamicUser", "yes")
-        for path in app["writable_paths"]:
-            directive, relative = _dynamic_directory(path)
-            add(directive, [relative])
     else:
         add("User", user)
         if app["group"]:
             add("Group", app["group"])
+    for dummy, directive in DYNAMIC_DIRECTORIES:
+        names = [relative for kind, relative in managed if kind == directive]
+        if names:
+            add(directive, names)
+            add(directive + "Mode", "0750")
     for key, value, minimum in BASE_DIRECTIVES:
         if key == "MemoryDenyWriteExecute" and app["jit"]:
             continue
@@ -385,8 +400,8 @@ def systemd_directives(app, version=None, common_overrides=None):
             add("DeviceAllow", ["%s rw" % device for device in app["devices"]])
             continue
         add(key, value, minimum)
-    if user != USER_DYNAMIC:
-        add("ReadWritePaths", list(app["writable_paths"]))
+    if user != USER_DYNAMIC or writable:
+        add("ReadWritePaths", writable)
     if user != USER_ROOT:
         add("RemoveIPC", "yes")
         if not caps:
@@ -435,15 +450,17 @@ def _directive(directives, key):
     return None
 
 
-def expected_process(directives, unit_user=None):
+def expected_process(directives, unit_user=None, unit_base=None):
     """What the running process must look like under ``directives``: user and capability sets.
 
     Keys the directives do not decide (an override removed them) are left out, so they are
-    not compared.
+    not compared. With DynamicUser= systemd reuses a static account of the same name (User=
+    or the unit's name) when one exists, so that name satisfies ``dynamic`` too.
     """
     expected = {}
     if str(_directive(directives, "DynamicUser")).lower() in ("yes", "true", "1", "on"):
         expected["user"] = USER_DYNAMIC
+        expected["dynamic_name"] = _directive(directives, "User") or unit_base
     else:
         expected["user"] = _directive(directives, "User") or unit_user or USER_ROOT
     bounding = _directive(directives, "CapabilityBoundingSet")
@@ -590,6 +607,10 @@ def matches_expected(view, expected):
         return ["not running"]
     wrong = []
     for key, value in expected.items():
+        if key == "dynamic_name":
+            continue
+        if key == "user" and value == USER_DYNAMIC and view.get("user") == expected.get("dynamic_name"):
+            continue
         if view.get(key) != value:
             wrong.append(key)
     return wrong

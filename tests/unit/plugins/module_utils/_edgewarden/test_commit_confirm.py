@@ -11,7 +11,7 @@ from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden i
 
 
 def run(argv):
-    res = subprocess.run(argv, capture_output=True, text=True)
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
     return res.returncode, res.stdout, res.stderr
 
 
