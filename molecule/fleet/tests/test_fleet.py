@@ -18,7 +18,7 @@ REPORTS = os.path.join(os.environ.get("EW_LAB_DIR", "/var/tmp/edgewarden-lab"), 
 INJECTED = {
     ("debian1", "kernel.sysctl/net.ipv4.conf.all.accept_redirects", "live"),
     ("embedded1", "kernel.sysctl/net.ipv4.conf.all.accept_redirects", "live"),
-    ("debian1", "service.enabled/telnetd", "persisted"),
+    ("debian1", "service.enabled/telnetd.service", "persisted"),
     ("debian1", "firewall.table/inet/edgewarden", "live"),
 }
 

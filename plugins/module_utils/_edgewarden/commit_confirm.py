@@ -308,7 +308,8 @@ def rollback_now(token_dir, run):
     except OSError:
         return token_state(token_dir)
     stop_sleeper(token_dir)
-    rc, out, err = run(["/bin/sh", os.path.join(token_dir, "restore.sh")])
+    # the restore commands name saved copies relative to the token directory, as in rollback.sh
+    rc, out, err = run(["/bin/sh", "-c", 'cd "$1" && /bin/sh ./restore.sh', "edgewarden-restore", token_dir])
     write_file(os.path.join(token_dir, "rollback.out"), out or "")
     write_file(os.path.join(token_dir, "rollback.err"), err or "")
     state = ROLLED_BACK if rc == 0 else ROLLBACK_FAILED

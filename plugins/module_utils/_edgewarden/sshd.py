@@ -40,7 +40,8 @@ REPEATED = frozenset(k.lower() for k in (
     "HostKey", "HostCertificate", "ListenAddress", "Port", "Subsystem", "AcceptEnv", "SetEnv",
     "AuthorizedKeysFile", "Include"))
 _KEYWORD = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
-_CRITERIA = re.compile(r"^(All|((User|Group|Host|LocalAddress|LocalPort|Address|RDomain)\s+\S+)(\s+(User|Group|Host|LocalAddress|LocalPort|Address|RDomain)\s+\S+)*)$")
+_CRITERION = r"(User|Group|Host|LocalAddress|LocalPort|Address|RDomain)\s+\S+"
+_CRITERIA = re.compile(r"^(All|%s(\s+%s)*)$" % (_CRITERION, _CRITERION))
 DROPBEAR_OWNED = ("-F", "-E")  # foreground and stderr logging: the init respawning it needs them
 _DROPBEAR_OPT = re.compile(r"^-[A-Za-z]$")
 
@@ -387,6 +388,11 @@ class Step(object):
         for entry in self.p["authorized_keys"] or []:
             home, uid, gid = user_home(entry["user"])
             rid = "ssh.authorized_keys/%s" % entry["user"]
+            if home is None and self.check_mode:
+                # created by an earlier task of the same play (the bastion's jump accounts)
+                items.append((record(rid, None, _keys_summary(render_authorized_keys("", entry.get("keys") or [],
+                              entry.get("options"))), "persisted", detail="user does not exist yet"), None))
+                continue
             if home is None:
                 raise SshdError("authorized_keys: user %s does not exist on this device" % entry["user"])
             path = os.path.join(home, ".ssh", "authorized_keys")
@@ -448,7 +454,11 @@ class Step(object):
         items = self.plan()
         records = [r for r, _f in items]
         changes = [f for r, f in items if f is not None and r["status"] == "changed"]
-        result = {"records": records, "changed": bool(changes), "flavor": self.flavor_name}
+        result = {"records": records, "changed": any(r["status"] == "changed" for r in records), "flavor": self.flavor_name}
+        first = items[0][1]
+        if first is not None and items[0][0]["status"] == "changed":
+            result["diff_text"] = {"before_header": first[0], "after_header": first[0],
+                                   "before": first[1] or "", "after": first[2]}
         if self.check_mode or not changes:
             return result
         for path, _old, _new, _mode, _owner in changes:

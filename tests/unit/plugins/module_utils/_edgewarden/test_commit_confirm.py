@@ -45,7 +45,8 @@ def test_confirmed_change_stays(tmp_path):
 def test_rollback_now_and_late_confirm(tmp_path):
     target = tmp_path / "conf"
     target.write_text("new\n")
-    info = cc.arm(str(tmp_path), cc.new_token(), ["echo old > %s" % cc.shell_quote(str(target))], 60, run, "test")
+    info = cc.arm(str(tmp_path), cc.new_token(), ["cat ./saved > %s" % cc.shell_quote(str(target))], 60, run, "test",
+                  files={"saved": "old\n"})
     assert cc.rollback_now(info["state_dir"], run) == cc.ROLLED_BACK
     assert target.read_text() == "old\n"
     assert cc.confirm(info["state_dir"]) == cc.ROLLED_BACK

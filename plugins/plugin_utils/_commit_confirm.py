@@ -1,0 +1,239 @@
+# Copyright (c) edgewarden.hardening contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# PRIVATE to edgewarden.hardening.
+"""The controller half of commit-confirm, for any module built on
+``module_utils/_edgewarden/commit_confirm.py`` (steps ``apply``, ``confirm``, ``status``).
+
+1. Run the module's ``apply`` step: it validates, arms a rollback on the device and
+   applies. In check mode this is all that runs.
+2. Reset the connection (``ssh -O stop`` on the ControlPersist master), so the next
+   command opens a NEW TCP connection through the bastion instead of riding the old
+   one, which a wrong sshd config or firewall rule would not stop.
+3. Run ``confirm`` over the new connection. A server that is restarting (dropbear
+   respawned by init) may refuse for a moment, so connection failures are retried
+   until shortly before the device's deadline.
+4. If no new connection gets in, wait until the rollback has fired, reconnect, ask
+   ``status`` and fail saying what happened.
+
+A subclass sets ``MODULE``, ``LABEL`` (what is rolled back, for messages) and may
+override :meth:`after_confirm` to merge what its confirm step returns.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from ansible.errors import AnsibleConnectionFailure
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+display = Display()
+
+INTERNAL_ARGS = ("step", "token", "apply_connection")
+MIN_CONFIRM_TIMEOUT = 10
+GRACE = 10  # after the device's deadline: the rollback shell needs a moment to restore
+RECHECK = 90
+RECHECK_EVERY = 5
+CONFIRM_RETRY_EVERY = 3
+STATUS_KEYS = ("state", "armed_at", "timeout", "deadline", "restored_at", "restored_after", "rollback_error",
+               "detail", "connection")
+
+
+def first_line(text, limit=300):
+    text = to_text(text or "").strip()
+    return text.splitlines()[0][:limit] if text else ""
+
+
+def new_token():
+    return "%d-%s" % (int(time.time()), secrets.token_hex(6))
+
+
+def commit_confirm_facts(armed, **extra):
+    cc = dict((k, v) for k, v in (armed or {}).items() if k not in ("connection", "state_dir"))
+    if armed and armed.get("connection"):
+        cc["apply_connection"] = armed["connection"]
+    cc.update(extra)
+    return cc
+
+
+class CommitConfirmAction(ActionBase):
+    _supports_check_mode = True
+    _supports_async = False
+
+    MODULE = None
+    LABEL = "change"
+    DEFAULT_TIMEOUT = 120
+
+    # ------------------------------------------------------------------ entry
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(CommitConfirmAction, self).run(tmp, task_vars)
+        del tmp
+        return self.commit_confirm(result, task_vars)
+
+    def commit_confirm(self, result, task_vars):
+        args = dict(self._task.args)
+        for key in INTERNAL_ARGS:
+            if args.get(key) not in (None, "apply"):
+                result.update(failed=True, msg="%s is set by the action plugin, not in the task" % key)
+                return result
+        try:
+            timeout = int(args.get("confirm_timeout", self.DEFAULT_TIMEOUT))
+        except (TypeError, ValueError):
+            result.update(failed=True, msg="confirm_timeout must be a number of seconds")
+            return result
+        if timeout < MIN_CONFIRM_TIMEOUT:
+            result.update(failed=True, msg="confirm_timeout must be at least %d seconds" % MIN_CONFIRM_TIMEOUT)
+            return result
+        conn_timeout = self.connection_timeout()
+        if conn_timeout and timeout <= conn_timeout + 5:
+            display.warning("%s: confirm_timeout (%ds) is not longer than the connection timeout (%ds) plus a module "
+                            "run: a slow confirmation may lose the race and roll back a good change"
+                            % (self.MODULE, timeout, conn_timeout))
+        args["confirm_timeout"] = timeout
+        token = new_token()
+        started = time.time()
+        try:
+            apply = self.step(args, task_vars, "apply", token=token)
+        except AnsibleConnectionFailure as exc:
+            if self._task.check_mode:
+                raise
+            return self.apply_lost(result, args, task_vars, token, started + timeout, exc)
+        armed = apply.get("commit_confirm")
+        if apply.get("failed") or self._task.check_mode or not armed:
+            result.update(apply)
+            return result
+        return self.confirm(result, args, task_vars, apply, armed, started, time.time())
+
+    # ------------------------------------------------------------------ helpers
+
+    def connection_timeout(self):
+        try:
+            return int(self._connection.get_option("timeout"))
+        except Exception:  # not every connection plugin has the option
+            return None
+
+    def step(self, args, task_vars, step, **extra):
+        module_args = dict(args, step=step, **extra)
+        res = self._execute_module(module_name=self.MODULE, module_args=module_args, task_vars=task_vars)
+        if res.get("unreachable"):
+            raise AnsibleConnectionFailure(res.get("msg", "unreachable"))
+        res.pop("invocation", None)
+        return res
+
+    def fresh_step(self, args, task_vars, step, **extra):
+        """One step over a NEW connection; ``(result, None)`` or ``(None, error text)``."""
+        try:
+            self._connection.reset()
+            return self.step(args, task_vars, step, **extra), None
+        except AnsibleConnectionFailure as exc:
+            return None, first_line(exc) or "connection failed"
+
+    def status_after(self, args, task_vars, token, deadline):
+        """Wait until the rollback must have fired, then ask the device what happened."""
+        wait = deadline + GRACE - time.time()
+        if wait > 0:
+            display.display("%s: waiting %ds for the device's rollback (%s)" % (self.MODULE, wait, self._task.get_name()))
+            time.sleep(wait)
+        give_up = time.time() + max(RECHECK, 3 * (self.connection_timeout() or 10))
+        while True:
+            status, error = self.fresh_step(args, task_vars, "status", token=token)
+            if status is not None and not status.get("failed"):
+                return status, None
+            if status is not None:
+                error = status.get("msg")
+            if time.time() >= give_up:
+                return None, error
+            time.sleep(RECHECK_EVERY)
+
+    def after_confirm(self, result, apply, confirm):
+        """Merge a successful confirmation into the result (subclasses add their own keys)."""
+        result["records"] = list(apply.get("records", [])) + list(confirm.get("records", []))
+
+    def rollback_result(self, result, apply, status, reason, armed=None):
+        if status is not None:
+            status = dict((k, v) for k, v in status.items() if k in STATUS_KEYS)
+        state = (status or {}).get("state")
+        records = [dict(r) for r in (apply or {}).get("records", [])]
+        for rec in records:
+            if rec.get("status") == "changed":
+                rec.update(status="error", detail="applied, not confirmed: rolled back")
+        cc = commit_confirm_facts(armed, confirmed=False)
+        result.update(changed=False, failed=True, rolled_back=state == "rolled-back", rollback=status or {},
+                      commit_confirm=cc, records=records)
+        if state == "rolled-back":
+            after = status.get("restored_after")
+            when = " %ds after the apply" % after if after is not None else ""
+            result["msg"] = ("rollback happened: the new %s cut off new connections; the device restored the previous "
+                             "one%s (%s)" % (self.LABEL, when, reason))
+        elif state == "rollback-failed":
+            result["msg"] = ("ROLLBACK FAILED on the device (%s): %s. The new %s may still be live; use the console"
+                             % (reason, status.get("rollback_error", "the restore commands failed"), self.LABEL))
+        elif state == "confirmed":
+            result.update(failed=False, changed=True, rolled_back=False, commit_confirm=dict(cc, confirmed=True),
+                          records=[dict(r) for r in (apply or {}).get("records", [])],
+                          warnings=["%s: the change was confirmed, but the answer was lost (%s)" % (self.MODULE, reason)])
+        elif status is None:
+            result["msg"] = ("the device did not answer after its rollback deadline (%s): it should have restored the "
+                             "previous %s by itself; check it from its console" % (reason, self.LABEL))
+        else:
+            result["msg"] = "the change was not confirmed (%s); device state: %s" % (reason, state)
+        return result
+
+    # ------------------------------------------------------------------ flows
+
+    def confirm(self, result, args, task_vars, apply, armed, started, applied_at):
+        token = armed["token"]
+        timeout = int(armed.get("timeout", args["confirm_timeout"]))
+        deadline = applied_at + timeout
+        # leave the device time to answer before its own deadline
+        last_try = deadline - max(5, (self.connection_timeout() or 10) // 2)
+        while True:
+            confirm, error = self.fresh_step(args, task_vars, "confirm", token=token,
+                                             apply_connection=armed.get("connection"))
+            if confirm is not None or time.time() + CONFIRM_RETRY_EVERY >= last_try:
+                break
+            display.vvv("%s: new connection failed (%s), retrying" % (self.MODULE, error))
+            time.sleep(CONFIRM_RETRY_EVERY)
+        if confirm is not None and confirm.get("confirmed"):
+            cc = commit_confirm_facts(armed, confirmed=True, confirm_connection=confirm.get("connection"),
+                                      seconds_to_confirm=round(time.time() - applied_at, 1))
+            warnings = list(apply.get("warnings", [])) + list(confirm.get("warnings", []))
+            result.update(apply)
+            result.update(changed=True, commit_confirm=cc, rolled_back=False)
+            self.after_confirm(result, apply, confirm)
+            if warnings:
+                result["warnings"] = warnings
+            if confirm.get("failed"):
+                result.update(failed=True, msg=confirm.get("msg"))
+            return result
+        if confirm is not None and confirm.get("state") in ("rolled-back", "rollback-failed"):
+            if confirm.get("detail"):
+                reason = confirm["detail"]
+            elif applied_at - started >= timeout:
+                reason = "the apply's own connection stalled for %ds until the rollback fired" % (applied_at - started)
+            else:
+                reason = "the confirmation came too late: the rollback timer fired first"
+            return self.rollback_result(result, apply, confirm, reason, armed)
+        if confirm is not None:
+            reason = "the confirmation failed: %s" % first_line(confirm.get("msg") or confirm.get("detail") or confirm.get("state"))
+        else:
+            reason = "a new connection through the bastion could not reach the device: %s" % error
+        display.warning("%s: %s; the device restores the previous %s at its deadline" % (self.MODULE, reason, self.LABEL))
+        status, error = self.status_after(args, task_vars, token, deadline)
+        return self.rollback_result(result, apply, status, reason if status else "%s; then: %s" % (reason, error), armed)
+
+    def apply_lost(self, result, args, task_vars, token, deadline, exc):
+        """The apply's own connection broke: did the module arm and apply before it did?"""
+        status, _error = self.fresh_step(args, task_vars, "status", token=token)
+        if status is not None and status.get("state") is None:
+            raise exc  # reachable, and nothing was armed: an ordinary connection failure
+        reason = "the connection broke during the apply: %s" % first_line(exc)
+        if status is None or status.get("state") == "armed":
+            status, error = self.status_after(args, task_vars, token, deadline)
+            if status is None:
+                reason = "%s; then: %s" % (reason, error)
+        return self.rollback_result(result, None, status, reason)
