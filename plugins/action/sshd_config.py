@@ -7,17 +7,9 @@ NEW connection through the bastion still logs in, else let the device roll back
 
 from __future__ import annotations
 
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES
 from ansible_collections.edgewarden.hardening.plugins.plugin_utils._commit_confirm import CommitConfirmAction
 
 
 class ActionModule(CommitConfirmAction):
     MODULE = "edgewarden.hardening.sshd_config"
     LABEL = "SSH server config"
-
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        if isinstance(result.get("records"), list):
-            result["summary"] = dict((s, len([r for r in result["records"] if r.get("status") == s])) for s in STATUSES)
-        result.setdefault("rolled_back", False)
-        return result

@@ -266,6 +266,7 @@ nft:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import commit_confirm as cc
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import nft as nftlib
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES, record
 
@@ -321,7 +322,7 @@ def main():
             result = {"records": records, "changed": nftlib.persist_needed(records)}
         else:
             result = step.status(p["token"])
-    except nftlib.NftError as exc:
+    except (nftlib.NftError, cc.CommitConfirmError) as exc:
         module.fail_json(msg="%s%s" % (exc, (": " + exc.detail) if exc.detail else ""), stderr=exc.detail, nft=binary)
     for warning in step.warnings:
         module.warn(warning)

@@ -239,6 +239,7 @@ diff:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import commit_confirm as cc
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import sshd as sshdlib
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES
 
@@ -309,7 +310,7 @@ def main():
             result = step.confirm(p["token"], p["apply_connection"])
         else:
             result = step.status(p["token"])
-    except sshdlib.SshdError as exc:
+    except (sshdlib.SshdError, cc.CommitConfirmError) as exc:
         module.fail_json(msg="%s%s" % (exc, (": " + exc.detail) if exc.detail else ""), stderr=exc.detail,
                          records=[], rolled_back=False)
     for warning in step.warnings:

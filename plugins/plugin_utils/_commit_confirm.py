@@ -16,8 +16,10 @@
 4. If no new connection gets in, wait until the rollback has fired, reconnect, ask
    ``status`` and fail saying what happened.
 
-A subclass sets ``MODULE``, ``LABEL`` (what is rolled back, for messages) and may
-override :meth:`after_confirm` to merge what its confirm step returns.
+A subclass sets ``MODULE``, ``LABEL`` (what is rolled back, for messages), may reword
+the outcome (``ROLLED_BACK_MSG``, ``ROLLBACK_FAILED_MSG``, ``LOST_ANSWER_HINT``) and
+override :meth:`after_confirm` (merge what its confirm step returns),
+:meth:`not_armed` (an apply that changed nothing live) and :meth:`rollback_result`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES
 
 display = Display()
 
@@ -66,13 +69,25 @@ class CommitConfirmAction(ActionBase):
     MODULE = None
     LABEL = "change"
     DEFAULT_TIMEOUT = 120
+    # keep trying a new connection until shortly before the deadline (a server that
+    # restarts refuses for a moment); False: the first new connection must get in
+    CONFIRM_RETRY = True
+    # str.format fields: label, reason, when (" Ns after the apply" or ""), error
+    ROLLED_BACK_MSG = ("rollback happened: the new {label} cut off new connections; the device restored the previous "
+                       "one{when} ({reason})")
+    ROLLBACK_FAILED_MSG = "ROLLBACK FAILED on the device ({reason}): {error}. The new {label} may still be live; use the console"
+    LOST_ANSWER_HINT = ""
 
     # ------------------------------------------------------------------ entry
 
     def run(self, tmp=None, task_vars=None):
         result = super(CommitConfirmAction, self).run(tmp, task_vars)
         del tmp
-        return self.commit_confirm(result, task_vars)
+        result = self.commit_confirm(result, task_vars)
+        if isinstance(result.get("records"), list):
+            result["summary"] = dict((s, len([r for r in result["records"] if r.get("status") == s])) for s in STATUSES)
+        result.setdefault("rolled_back", False)
+        return result
 
     def commit_confirm(self, result, task_vars):
         args = dict(self._task.args)
@@ -102,10 +117,12 @@ class CommitConfirmAction(ActionBase):
             if self._task.check_mode:
                 raise
             return self.apply_lost(result, args, task_vars, token, started + timeout, exc)
-        armed = apply.get("commit_confirm")
-        if apply.get("failed") or self._task.check_mode or not armed:
+        if apply.get("failed") or self._task.check_mode:
             result.update(apply)
             return result
+        armed = apply.get("commit_confirm")
+        if not armed:
+            return self.not_armed(result, args, task_vars, apply)
         return self.confirm(result, args, task_vars, apply, armed, started, time.time())
 
     # ------------------------------------------------------------------ helpers
@@ -149,6 +166,11 @@ class CommitConfirmAction(ActionBase):
                 return None, error
             time.sleep(RECHECK_EVERY)
 
+    def not_armed(self, result, args, task_vars, apply):
+        """The apply changed nothing live, so nothing was armed."""
+        result.update(apply)
+        return result
+
     def after_confirm(self, result, apply, confirm):
         """Merge a successful confirmation into the result (subclasses add their own keys)."""
         result["records"] = list(apply.get("records", [])) + list(confirm.get("records", []))
@@ -167,15 +189,16 @@ class CommitConfirmAction(ActionBase):
         if state == "rolled-back":
             after = status.get("restored_after")
             when = " %ds after the apply" % after if after is not None else ""
-            result["msg"] = ("rollback happened: the new %s cut off new connections; the device restored the previous "
-                             "one%s (%s)" % (self.LABEL, when, reason))
+            result["msg"] = self.ROLLED_BACK_MSG.format(label=self.LABEL, reason=reason, when=when)
         elif state == "rollback-failed":
-            result["msg"] = ("ROLLBACK FAILED on the device (%s): %s. The new %s may still be live; use the console"
-                             % (reason, status.get("rollback_error", "the restore commands failed"), self.LABEL))
+            result["msg"] = self.ROLLBACK_FAILED_MSG.format(
+                label=self.LABEL, reason=reason, error=status.get("rollback_error", "the restore commands failed"))
         elif state == "confirmed":
+            # the confirmation got through but its answer was lost on the way back
             result.update(failed=False, changed=True, rolled_back=False, commit_confirm=dict(cc, confirmed=True),
                           records=[dict(r) for r in (apply or {}).get("records", [])],
-                          warnings=["%s: the change was confirmed, but the answer was lost (%s)" % (self.MODULE, reason)])
+                          warnings=["%s: the change was confirmed, but the answer was lost (%s)%s"
+                                    % (self.MODULE, reason, self.LOST_ANSWER_HINT)])
         elif status is None:
             result["msg"] = ("the device did not answer after its rollback deadline (%s): it should have restored the "
                              "previous %s by itself; check it from its console" % (reason, self.LABEL))
@@ -194,7 +217,7 @@ class CommitConfirmAction(ActionBase):
         while True:
             confirm, error = self.fresh_step(args, task_vars, "confirm", token=token,
                                              apply_connection=armed.get("connection"))
-            if confirm is not None or time.time() + CONFIRM_RETRY_EVERY >= last_try:
+            if confirm is not None or not self.CONFIRM_RETRY or time.time() + CONFIRM_RETRY_EVERY >= last_try:
                 break
             display.vvv("%s: new connection failed (%s), retrying" % (self.MODULE, error))
             time.sleep(CONFIRM_RETRY_EVERY)
@@ -217,7 +240,13 @@ class CommitConfirmAction(ActionBase):
                 reason = "the apply's own connection stalled for %ds until the rollback fired" % (applied_at - started)
             else:
                 reason = "the confirmation came too late: the rollback timer fired first"
-            return self.rollback_result(result, apply, confirm, reason, armed)
+            result = self.rollback_result(result, apply, confirm, reason, armed)
+            if confirm.get("state") == "rolled-back" and armed.get("connection") and \
+                    confirm.get("connection") == armed.get("connection"):
+                # the device refused a confirmation over the apply's own connection: nothing was cut off
+                result["msg"] = ("rollback happened: the confirmation could not prove that a new connection gets in (%s)"
+                                 % reason)
+            return result
         if confirm is not None:
             reason = "the confirmation failed: %s" % first_line(confirm.get("msg") or confirm.get("detail") or confirm.get("state"))
         else:

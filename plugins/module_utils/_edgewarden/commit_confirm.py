@@ -74,6 +74,12 @@ def new_token():
     return "%d-%s" % (int(time.time()), hashlib.sha256(os.urandom(16)).hexdigest()[:12])
 
 
+def use_token(token):
+    """The controller's token when it is well formed (so the controller can ask about an
+    apply whose answer never came back), else a new one."""
+    return token if token and TOKEN_RE.match(token) else new_token()
+
+
 def find_token_dir(token, roots):
     if not TOKEN_RE.match(token or ""):
         return None
@@ -132,7 +138,7 @@ rm -f pid
 # ----------------------------------------------------------------------------- token directories
 
 
-def _read_json(path):
+def read_json(path):
     text = read_text(path)
     try:
         return json.loads(text) if text else {}
@@ -189,7 +195,7 @@ def pending_rollbacks(root):
             except OSError:
                 pass
             continue
-        info = _read_json(os.path.join(path, "armed.json"))
+        info = read_json(os.path.join(path, "armed.json"))
         pending.append({"token": name, "deadline": info.get("deadline")})
     return pending
 
@@ -246,17 +252,21 @@ def wait_for_pid_file(token_dir, seconds=5.0):
     return False
 
 
-def arm(root, token, restore, timeout, run, label, systemd_run=None, setsid=None, files=None):
+def arm(root, token, restore, timeout, run, label, systemd_run=None, setsid=None, files=None, check=None):
     """Write ``restore.sh`` (and ``files``, name -> text, saved copies the commands use)
     into a new token directory and start the rollback shell; returns the arming facts.
 
     Call it after everything that can be checked was checked and before the first
-    change: a change that no rollback could undo must not be made.
+    change: a change that no rollback could undo must not be made. ``check(token_dir)``,
+    when given, vets the saved files before anything is armed and raises to refuse
+    (a state we could not restore is a state we must not replace).
     """
     token_dir = os.path.join(root, token)
     os.mkdir(token_dir, 0o700)
     for name, text in sorted((files or {}).items()):
         write_file(os.path.join(token_dir, name), text)
+    if check is not None:
+        check(token_dir)
     write_file(os.path.join(token_dir, "restore.sh"), restore_script(restore, label), 0o700)
     script = os.path.join(token_dir, "rollback.sh")
     write_file(script, rollback_script(timeout, token_dir, label), 0o700)
@@ -322,7 +332,7 @@ def status(token_dir):
     state = token_state(token_dir) if token_dir and os.path.isdir(token_dir) else None
     if state is None:
         return {"state": None}
-    info = _read_json(os.path.join(token_dir, "armed.json"))
+    info = read_json(os.path.join(token_dir, "armed.json"))
     out = {"state": state, "armed_at": info.get("armed_at"), "timeout": info.get("timeout"), "deadline": info.get("deadline")}
     for name in (ROLLED_BACK, ROLLBACK_FAILED):
         text = read_text(os.path.join(token_dir, name))

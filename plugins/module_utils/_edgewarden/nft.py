@@ -22,21 +22,23 @@ Everything here serves one rule: never leave a device unreachable.
   connection serving each step is identified from /proc, and a confirmation that
   arrives over the apply's own connection proves nothing and is refused.
 
+The commit-confirm machinery (token directories, the rollback shell, the rename race,
+the connection check) is the shared ``commit_confirm.py``; this file adds what is nft's:
+the saved table, its ``nft -c`` check, and the restore command ``nft -f ./saved.nft``.
+
 Only the standard library, Python 3.8+, and the shell, ``sleep``, ``mv`` and ``date``
 of BusyBox.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import re
-import signal
 import time
 
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import procfs
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import commit_confirm as cc
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import record
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.files import (
     ValidationError,
@@ -45,15 +47,9 @@ from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.f
     read_text,
 )
 
-STATE_ROOTS = ("/run/edgewarden/firewall", "/tmp/edgewarden-firewall")
-KEEP_STATE_DIRS = 5
+STATE_ROOTS = cc.state_roots("firewall")
 CLONE_NEWNET = 0x40000000
 C_ENV = {"LC_ALL": "C", "LANG": "C"}
-
-ARMED, CONFIRMED, ROLLING, ROLLED_BACK, ROLLBACK_FAILED, CANCELLED, STALE = (
-    "armed", "confirmed", "rolling", "rolled-back", "rollback-failed", "cancelled", "stale")
-# the file present in a token directory says its state; checked in this order
-STATE_FILES = (ROLLED_BACK, ROLLBACK_FAILED, ROLLING, CONFIRMED, CANCELLED, STALE, ARMED)
 
 _TABLE_STMT = re.compile(
     r"^\s*(?:(?:add|create|delete|destroy|flush|list)\s+)?table\s+([a-z0-9_]+)(?:\s+([A-Za-z0-9_.-]+))?", re.M)
@@ -158,27 +154,9 @@ def remove_include_block(conf_text, family, name):
     return text + "".join(lines[stop + 1:])
 
 
-def rollback_script(nft_bin, timeout, token_dir):
-    """The detached rollback: only sh, sleep, mv and date (BusyBox has them all).
-
-    ``mv armed rolling`` is a rename(2): if the confirmation renamed ``armed`` first,
-    this fails and nothing is restored; if this wins, the confirmation fails and says so.
-    """
-    return """#!/bin/sh
-# edgewarden firewall rollback: restores the saved table unless the apply is confirmed
-trap '' HUP
-cd '{dir}' || exit 1
-echo $$ > pid
-sleep {timeout}
-if mv armed rolling 2>/dev/null; then
-  if '{nft}' -f saved.nft 2>rollback.err; then
-    date +%s > rolled-back
-  else
-    date +%s > rollback-failed
-  fi
-fi
-rm -f pid
-""".format(dir=token_dir, timeout=int(timeout), nft=nft_bin)
+def restore_commands(nft_bin):
+    """What the rollback runs in the token directory: reload the saved table (``saved.nft``)."""
+    return [cc.shell_quote(nft_bin) + " -f ./saved.nft"]
 
 
 # ----------------------------------------------------------------------------- normalization (pure)
@@ -419,288 +397,6 @@ def canonical_in_netns(nft, path, family, name, unshare_bin=None, fork=fork_into
     raise NetnsUnavailable("; ".join(errors) or "no way to create a network namespace (no ctypes, no unshare)")
 
 
-# ----------------------------------------------------------------------------- commit-confirm state
-
-
-def state_root(candidates=STATE_ROOTS):
-    """The first state directory that exists or can be made (tmpfs /run first)."""
-    last = None
-    for path in candidates:
-        try:
-            if not os.path.isdir(path):
-                os.makedirs(path, 0o700)
-            if os.access(path, os.W_OK):
-                return path
-        except OSError as exc:
-            last = exc
-    raise OSError("no writable state directory among %s: %s" % (", ".join(candidates), last))
-
-
-# <epoch>-<12 hex>: made by the action plugin (so it can ask about an apply whose answer
-# never came back) or here; also what keeps a token from naming another path
-TOKEN_RE = re.compile(r"^[0-9]+-[0-9a-f]{12}$")
-
-
-def new_token():
-    return "%d-%s" % (int(time.time()), hashlib.sha256(os.urandom(16)).hexdigest()[:12])
-
-
-def token_state(token_dir):
-    """The state of one apply from the marker files in its directory."""
-    for name in STATE_FILES:
-        if os.path.exists(os.path.join(token_dir, name)):
-            return name
-    return None
-
-
-def _read_json(path):
-    text = read_text(path)
-    try:
-        return json.loads(text) if text else {}
-    except ValueError:
-        return {}
-
-
-def _write(path, text, mode=0o600):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
-def sleeper_pid(token_dir, proc_root="/proc"):
-    """The pid of this token's rollback shell when it is still running, else None."""
-    text = read_text(os.path.join(token_dir, "pid"))
-    if not text or not text.strip().isdigit():
-        return None
-    pid = int(text.strip())
-    cmdline = procfs.parse_cmdline(procfs.read_bytes(os.path.join(proc_root, str(pid), "cmdline"), b""))
-    if any(arg.endswith(os.path.join(token_dir, "rollback.sh")) for arg in cmdline):
-        return pid
-    return None
-
-
-def stop_sleeper(token_dir):
-    pid = sleeper_pid(token_dir)
-    if pid is None:
-        return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except OSError:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            return False
-    return True
-
-
-def pending_rollbacks(root):
-    """Armed rollbacks of earlier runs whose shell still runs; stale ones are marked stale."""
-    pending = []
-    try:
-        names = sorted(os.listdir(root))
-    except OSError:
-        return pending
-    for name in names:
-        path = os.path.join(root, name)
-        if not os.path.isdir(path) or token_state(path) != ARMED:
-            continue
-        if sleeper_pid(path) is None:
-            try:
-                os.rename(os.path.join(path, ARMED), os.path.join(path, STALE))
-            except OSError:
-                pass
-            continue
-        info = _read_json(os.path.join(path, "armed.json"))
-        pending.append({"token": name, "deadline": info.get("deadline")})
-    return pending
-
-
-def prune(root, keep=KEEP_STATE_DIRS):
-    """Remove the oldest finished token directories, keeping ``keep`` of them."""
-    try:
-        names = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
-    except OSError:
-        return
-    finished = [n for n in names if token_state(os.path.join(root, n)) not in (ARMED, ROLLING)]
-    for name in finished[:-keep] if keep else finished:
-        path = os.path.join(root, name)
-        for entry in os.listdir(path):
-            try:
-                os.unlink(os.path.join(path, entry))
-            except OSError:
-                pass
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
-
-
-def launch_detached(script_path, run, systemd_run=None, unit=None, setsid=None):
-    """Start the rollback shell so it outlives the SSH session that started it.
-
-    Under systemd a transient unit (``systemd-run``) is used: it does not belong to the
-    login session, so logind's KillUserProcesses cannot take it down at logout. Elsewhere
-    a background job in a session of its own (``setsid`` where it exists; the script also
-    ignores SIGHUP) with no terminal and no inherited descriptors, so the SSH channel
-    closes and the module's answer gets back.
-    """
-    last = None
-    if systemd_run and unit:
-        rc, _out, err = run([systemd_run, "--quiet", "--collect", "--unit", unit, "/bin/sh", script_path])
-        if rc == 0:
-            return "systemd-run"
-        last = err.strip()
-    argv = ([setsid] if setsid else []) + ["/bin/sh", script_path]
-    rc, _out, err = run(["/bin/sh", "-c", '"$@" </dev/null >/dev/null 2>&1 &', "edgewarden-launch"] + argv)
-    if rc != 0:
-        raise NftError("could not start the rollback process, so nothing was applied", err.strip())
-    method = "detached (setsid)" if setsid else "detached"
-    return method if last is None else "%s; systemd-run failed: %s" % (method, last[:120])
-
-
-def wait_for_pid_file(token_dir, seconds=5.0):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if sleeper_pid(token_dir) is not None:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def arm(root, token, nft, restore, timeout, systemd_run=None, setsid=None, run=None):
-    """Save the restore file, start the rollback shell; returns the arming facts.
-
-    The restore file is checked with ``nft -c`` first: a table we could not restore is
-    a table we must not replace.
-    """
-    token_dir = os.path.join(root, token)
-    os.mkdir(token_dir, 0o700)
-    saved = os.path.join(token_dir, "saved.nft")
-    _write(saved, restore)
-    ok, err = nft.check_file(saved)
-    if not ok:
-        raise NftError("the current table cannot be saved for a rollback (its listing does not reload), so it is not replaced", err)
-    script = os.path.join(token_dir, "rollback.sh")
-    _write(script, rollback_script(nft.binary, timeout, token_dir), 0o700)
-    now = int(time.time())
-    info = {"token": token, "armed_at": now, "timeout": int(timeout), "deadline": now + int(timeout)}
-    _write(os.path.join(token_dir, "armed.json"), json.dumps(info))
-    _write(os.path.join(token_dir, ARMED), "%d\n" % now)
-    unit = "edgewarden-firewall-rollback-%s" % token.split("-")[-1]
-    method = launch_detached(script, run or nft.run, systemd_run=systemd_run, unit=unit, setsid=setsid)
-    if not wait_for_pid_file(token_dir):
-        # no rollback is running: do not apply anything it could not undo
-        cancel(token_dir)
-        raise NftError("the rollback process did not start, so nothing was applied (method: %s)" % method)
-    info["method"] = method
-    info["pid"] = sleeper_pid(token_dir)
-    return info
-
-
-def cancel(token_dir):
-    """Disarm after a failed apply (the old table is still live)."""
-    try:
-        os.rename(os.path.join(token_dir, ARMED), os.path.join(token_dir, CANCELLED))
-    except OSError:
-        pass
-    stop_sleeper(token_dir)
-
-
-def confirm(token_dir):
-    """Win the rename race against the rollback; returns the resulting state."""
-    try:
-        os.rename(os.path.join(token_dir, ARMED), os.path.join(token_dir, CONFIRMED))
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
-        state = token_state(token_dir)
-        deadline = time.time() + 10
-        while state == ROLLING and time.time() < deadline:  # the rollback is restoring right now
-            time.sleep(0.1)
-            state = token_state(token_dir)
-        return state
-    stop_sleeper(token_dir)
-    return CONFIRMED
-
-
-def rollback_now(token_dir, nft):
-    """Restore immediately (a confirmation that proves nothing); returns the new state."""
-    try:
-        os.rename(os.path.join(token_dir, ARMED), os.path.join(token_dir, ROLLING))
-    except OSError:
-        return token_state(token_dir)
-    stop_sleeper(token_dir)
-    try:
-        nft.load_file(os.path.join(token_dir, "saved.nft"))
-    except NftError as exc:
-        _write(os.path.join(token_dir, "rollback.err"), exc.detail)
-        _write(os.path.join(token_dir, ROLLBACK_FAILED), "%d\n" % int(time.time()))
-        return ROLLBACK_FAILED
-    _write(os.path.join(token_dir, ROLLED_BACK), "%d\n" % int(time.time()))
-    return ROLLED_BACK
-
-
-def status(token_dir):
-    """What happened to one apply, for the controller after a failed confirmation."""
-    state = token_state(token_dir) if os.path.isdir(token_dir) else None
-    info = _read_json(os.path.join(token_dir, "armed.json"))
-    out = {"state": state, "armed_at": info.get("armed_at"), "timeout": info.get("timeout"), "deadline": info.get("deadline")}
-    for name in (ROLLED_BACK, ROLLBACK_FAILED):
-        text = read_text(os.path.join(token_dir, name))
-        if text and text.strip().isdigit():
-            out["restored_at"] = int(text.strip())
-            if info.get("armed_at"):
-                out["restored_after"] = int(text.strip()) - int(info["armed_at"])
-    err = read_text(os.path.join(token_dir, "rollback.err"))
-    if err and err.strip():
-        out["rollback_error"] = err.strip()
-    return out
-
-
-# ----------------------------------------------------------------------------- which connection is this?
-
-
-def parse_tcp_connections(text, proto):
-    """``{inode: (local, lport, remote, rport)}`` of ESTABLISHED sockets in /proc/net/tcp{,6}."""
-    conns = {}
-    for line in (text or "").splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 10 or fields[3].upper() != "01":
-            continue
-        try:
-            local, lport = fields[1].split(":")
-            remote, rport = fields[2].split(":")
-            conns[int(fields[9])] = (procfs.decode_address(local), int(lport, 16),
-                                     procfs.decode_address(remote), int(rport, 16))
-        except ValueError:
-            continue
-    return conns
-
-
-def _unmap(address):
-    return address[7:] if address.startswith("::ffff:") and "." in address else address
-
-
-def ssh_connection(pid=None, proc_root="/proc"):
-    """The TCP peer (``addr:port``) of the SSH session this process runs under, or None.
-
-    Walks up the process tree to the first ancestor holding an established TCP socket
-    (sshd's or dropbear's session process). Needs root to read their fd tables; without
-    it, or without /proc, the answer is None ("cannot tell").
-    """
-    conns = {}
-    for proto in ("tcp", "tcp6"):
-        conns.update(parse_tcp_connections(read_text(os.path.join(proc_root, "net", proto)), proto))
-    if not conns:
-        return None
-    for ancestor in procfs.ancestors(pid or os.getpid(), proc_root)[1:]:
-        for inode in sorted(procfs.socket_inodes(ancestor, proc_root)):
-            if inode in conns:
-                local, lport, remote, rport = conns[inode]
-                return "%s:%d" % (_unmap(remote), rport)
-    return None
-
-
 # ----------------------------------------------------------------------------- persistence
 
 
@@ -884,16 +580,6 @@ def table_id(family, name):
     return "firewall.table/%s/%s" % (family, name)
 
 
-def find_token_dir(token, roots=STATE_ROOTS):
-    if not TOKEN_RE.match(token or ""):
-        return None
-    for root in roots:
-        path = os.path.join(root, token)
-        if os.path.isdir(path):
-            return path
-    return None
-
-
 class Step(object):
     """What every step needs: the nft runner, the table, the module's parameters."""
 
@@ -940,7 +626,7 @@ class Step(object):
             try:
                 cand = canonical_in_netns(self.nft, path, self.family, self.name, self.unshare_bin)
             except NetnsUnavailable as exc:
-                applied = _read_json(self.record_path(self._root_or_none() or "/nonexistent"))
+                applied = cc.read_json(self.record_path(self._root_or_none() or "/nonexistent"))
                 same = applied.get("input") == sha256_text(replacement) and applied.get("live") == digest(live)
                 out.update(changed=not same, after_text=self.ruleset, after=None, compare="record",
                            compare_detail="no network namespace to list the candidate in (%s): compared with the record of the last apply" % exc)
@@ -1001,26 +687,27 @@ class Step(object):
         if self.check_mode:
             result.update(records=records + persist_records, changed=plan["changed"] or result["persist_needed"])
             return result
-        root = state_root(self.roots)
-        pending = pending_rollbacks(root)
+        root = cc.state_root(self.roots)
+        pending = cc.pending_rollbacks(root)
         if pending:
             raise NftError("a rollback armed by an earlier run is still waiting (token %s, fires at %s): "
                            "it would undo this run; wait for it to fire, then run again"
                            % (pending[0]["token"], time.strftime("%H:%M:%S", time.localtime(pending[0]["deadline"] or 0))))
-        prune(root)
+        cc.prune(root)
         result.update(records=records, changed=plan["changed"])
         if not plan["changed"]:
             return result
-        token = token if token and TOKEN_RE.match(token) else new_token()
         restore = restore_text(self.family, self.name, plan["live_text"] if plan["exists"] else None)
-        info = arm(root, token, self.nft, restore, timeout, self.systemd_run, self.setsid)
-        token_dir = os.path.join(root, token)
+        info = cc.arm(root, cc.use_token(token), restore_commands(self.nft.binary), timeout,
+                      self.nft.run, "firewall", self.systemd_run, self.setsid, files={"saved.nft": restore},
+                      check=self.check_saved)
+        token_dir = info["state_dir"]
         new = os.path.join(token_dir, "new.nft")
-        _write(new, plan["replacement"])
+        cc.write_file(new, plan["replacement"])
         try:
             self.nft.load_file(new)
         except NftError:
-            cancel(token_dir)
+            cc.cancel(token_dir)
             raise
         exists, _text, live_after = self.nft.listing(self.family, self.name)
         if self.state == "absent" and exists:
@@ -1029,29 +716,24 @@ class Step(object):
             self.warnings.append("the live table differs from the candidate listed in the throwaway namespace; "
                                  "the next run will report a change again")
         applied = {"input": sha256_text(plan["replacement"]), "live": digest(live_after)}
-        _write(self.record_path(root), json.dumps(applied))
-        info["connection"] = ssh_connection()
-        info["state_dir"] = token_dir
+        cc.write_file(self.record_path(root), json.dumps(applied))
+        info["connection"] = cc.ssh_connection()
         result["commit_confirm"] = info
         return result
 
+    def check_saved(self, token_dir):
+        """The saved table must reload (``nft -c``) before anything replaces it."""
+        ok, err = self.nft.check_file(os.path.join(token_dir, "saved.nft"))
+        if not ok:
+            raise NftError("the current table cannot be saved for a rollback (its listing does not reload), so it "
+                           "is not replaced", err)
+
     def confirm(self, token, apply_connection=None, persist_path=None, persist=True):
-        token_dir = find_token_dir(token, self.roots)
-        if token_dir is None:
-            return {"state": None, "confirmed": False, "detail": "no state for token %s (device rebooted?)" % token}
-        connection = ssh_connection()
-        if apply_connection and connection and apply_connection == connection:
-            state = rollback_now(token_dir, self.nft)
-            return {"state": state, "confirmed": False, "connection": connection,
-                    "detail": "the confirmation came over the apply's own TCP connection (%s), so it proves nothing "
-                              "about new connections; the previous table was restored" % connection}
-        if not (apply_connection and connection):
+        result = cc.confirm_step(token, self.roots, apply_connection, self.nft.run)
+        if result.pop("warning", None):
             self.warnings.append("could not identify the SSH connections from /proc (not root?): the confirmation "
                                  "relies on the controller having opened a new one")
-        state = confirm(token_dir)
-        result = {"state": state, "confirmed": state == CONFIRMED, "connection": connection}
-        if state != CONFIRMED:
-            result.update(status(token_dir))
+        if not result["confirmed"]:
             return result
         records = []
         if persist:
@@ -1079,7 +761,4 @@ class Step(object):
         return records, warnings
 
     def status(self, token):
-        token_dir = find_token_dir(token, self.roots)
-        if token_dir is None:
-            return {"state": None, "detail": "no state for token %s (device rebooted?)" % token}
-        return status(token_dir)
+        return cc.status_step(token, self.roots)

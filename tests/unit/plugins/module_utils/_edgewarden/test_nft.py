@@ -10,11 +10,11 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 
 import pytest
 
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import commit_confirm as cc
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import nft
 
 TABLE = "table inet edgewarden {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n"
@@ -128,15 +128,24 @@ def test_split_marked_and_tables():
 FAKE_NFT = """#!/bin/sh
 # stand-in for nft: -c -f FILE checks nothing, -f FILE records the file it loaded
 if [ "$1" = "-c" ]; then exit 0; fi
-if [ "$1" = "-f" ]; then cp "$2" "$(dirname "$0")/loaded.nft"; exit ${FAKE_NFT_RC:-0}; fi
+if [ "$1" = "-f" ]; then
+  cp "$2" "$(dirname "$0")/loaded.nft"
+  if [ "${FAKE_NFT_RC:-0}" != 0 ]; then echo "Error: boom" >&2; fi
+  exit ${FAKE_NFT_RC:-0}
+fi
 exit 0
 """
 
 
-def local_run(argv):
-    """What the module's run_command does, for the launch of the rollback shell."""
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+def local_run(argv, env=None):
+    """What the module's run_command does: the launch of the rollback shell, the restore."""
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False,
+                          env=dict(os.environ, **(env or {})))
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def failing_run(argv):
+    return local_run(argv, {"FAKE_NFT_RC": "1"})
 
 
 class PyNft(object):
@@ -146,6 +155,7 @@ class PyNft(object):
         self.binary = binary
         self.loaded = []
         self.load_ok = load_ok
+        self.run = local_run
 
     def check_file(self, path):
         return True, ""
@@ -165,57 +175,32 @@ def fake_nft(tmp_path):
     return PyNft(binary=str(path))
 
 
-def armed_dir(root, token="1-aaaaaaaaaaaa"):
+def armed_dir(root, token, binary):
+    """A token directory as cc.arm leaves it with nft's restore command, without its shell."""
     d = root / token
     d.mkdir(parents=True)
-    (d / "saved.nft").write_text("table inet edgewarden {}\ndelete table inet edgewarden\n")
+    (d / "saved.nft").write_text("RESTORE\n")
+    (d / "restore.sh").write_text(cc.restore_script(nft.restore_commands(binary), "firewall"))
     (d / "armed").write_text("1\n")
     (d / "armed.json").write_text(json.dumps({"armed_at": 100, "timeout": 30, "deadline": 130}))
     return d
 
 
-def test_confirm_wins_the_rename(tmp_path):
-    d = armed_dir(tmp_path)
-    assert nft.confirm(str(d)) == nft.CONFIRMED
-    assert nft.token_state(str(d)) == nft.CONFIRMED
+def test_restore_commands_reload_the_saved_table():
+    assert nft.restore_commands("/usr/sbin/nft") == ["'/usr/sbin/nft' -f ./saved.nft"]
 
 
-def test_confirm_after_the_rollback_reports_it(tmp_path):
-    d = armed_dir(tmp_path)
-    os.rename(str(d / "armed"), str(d / "rolling"))
-    (d / "rolled-back").write_text("131\n")
-    assert nft.confirm(str(d)) == nft.ROLLED_BACK
-    assert nft.status(str(d))["restored_after"] == 31
+def test_rollback_now_restores_the_saved_table(tmp_path, fake_nft):
+    d = armed_dir(tmp_path / "state", "1-aaaaaaaaaaaa", fake_nft.binary)
+    assert cc.rollback_now(str(d), local_run) == cc.ROLLED_BACK
+    assert (tmp_path / "bin" / "loaded.nft").read_text() == "RESTORE\n"
+    assert cc.confirm(str(d)) == cc.ROLLED_BACK  # a confirmation can no longer win
 
 
-def test_rollback_now_restores_the_saved_table(tmp_path):
-    d = armed_dir(tmp_path)
-    fake = PyNft()
-    assert nft.rollback_now(str(d), fake) == nft.ROLLED_BACK
-    assert fake.loaded == [str(d / "saved.nft")]
-    assert nft.confirm(str(d)) == nft.ROLLED_BACK  # a confirmation can no longer win
-
-
-def test_rollback_now_that_fails_says_so(tmp_path):
-    d = armed_dir(tmp_path)
-    assert nft.rollback_now(str(d), PyNft(load_ok=False)) == nft.ROLLBACK_FAILED
-    assert nft.status(str(d))["rollback_error"] == "Error: boom"
-
-
-def test_pending_rollbacks_marks_dead_ones_stale(tmp_path):
-    d = armed_dir(tmp_path)
-    (d / "pid").write_text("%d\n" % os.getpid())  # alive, but not our rollback shell
-    assert nft.pending_rollbacks(str(tmp_path)) == []
-    assert nft.token_state(str(d)) == nft.STALE
-
-
-def test_prune_keeps_the_newest_finished(tmp_path):
-    for i in range(8):
-        d = tmp_path / ("%d-%012x" % (i, i))
-        d.mkdir()
-        (d / ("confirmed" if i != 7 else "armed")).write_text("x")
-    nft.prune(str(tmp_path), keep=3)
-    assert sorted(os.listdir(str(tmp_path))) == ["4-000000000004", "5-000000000005", "6-000000000006", "7-000000000007"]
+def test_rollback_now_that_fails_says_so(tmp_path, fake_nft):
+    d = armed_dir(tmp_path / "state", "1-aaaaaaaaaaaa", fake_nft.binary)
+    assert cc.rollback_now(str(d), failing_run) == cc.ROLLBACK_FAILED
+    assert cc.status(str(d))["rollback_error"] == "Error: boom"
 
 
 SETSID = next((p for p in ("/usr/bin/setsid", "/bin/setsid") if os.path.exists(p)), None)
@@ -230,78 +215,43 @@ def wait_for(predicate, seconds=8.0):
     return False
 
 
+def arm(state, token, fake, timeout, check=None):
+    """cc.arm as Step.apply calls it."""
+    return cc.arm(str(state), token, nft.restore_commands(fake.binary), timeout, local_run, "firewall",
+                  setsid=SETSID, files={"saved.nft": "RESTORE\n"}, check=check)
+
+
 def test_the_armed_shell_rolls_back_when_nobody_confirms(tmp_path, fake_nft):
     (tmp_path / "state").mkdir()
-    info = nft.arm(str(tmp_path / "state"), "1-bbbbbbbbbbbb", fake_nft, "RESTORE\n", 1, setsid=SETSID, run=local_run)
+    info = arm(tmp_path / "state", "1-bbbbbbbbbbbb", fake_nft, 1)
     d = tmp_path / "state" / "1-bbbbbbbbbbbb"
     assert info["method"].startswith("detached") and info["pid"]
-    assert wait_for(lambda: nft.token_state(str(d)) == nft.ROLLED_BACK)
+    assert wait_for(lambda: cc.token_state(str(d)) == cc.ROLLED_BACK)
     loaded = tmp_path / "bin" / "loaded.nft"
     assert loaded.read_text() == "RESTORE\n"
-    assert nft.confirm(str(d)) == nft.ROLLED_BACK
+    assert cc.confirm(str(d)) == cc.ROLLED_BACK
 
 
 def test_the_armed_shell_does_nothing_once_confirmed(tmp_path, fake_nft):
     (tmp_path / "state").mkdir()
-    nft.arm(str(tmp_path / "state"), "1-cccccccccccc", fake_nft, "RESTORE\n", 1, setsid=SETSID, run=local_run)
+    arm(tmp_path / "state", "1-cccccccccccc", fake_nft, 1)
     d = tmp_path / "state" / "1-cccccccccccc"
-    assert nft.confirm(str(d)) == nft.CONFIRMED
+    assert cc.confirm(str(d)) == cc.CONFIRMED
     time.sleep(1.5)
-    assert nft.token_state(str(d)) == nft.CONFIRMED
+    assert cc.token_state(str(d)) == cc.CONFIRMED
     assert not (tmp_path / "bin" / "loaded.nft").exists()
-    assert nft.sleeper_pid(str(d)) is None
+    assert cc.sleeper_pid(str(d)) is None
 
 
 def test_arm_refuses_a_table_that_could_not_be_restored(tmp_path):
     class Refusing(PyNft):
         def check_file(self, path):
             return False, "Error: syntax"
+    step = nft.Step(Refusing(), "inet", "edgewarden", TABLE)
     with pytest.raises(nft.NftError, match="cannot be saved for a rollback"):
-        nft.arm(str(tmp_path), "1-dddddddddddd", Refusing(), "junk", 5, run=local_run)
-
-
-def test_rollback_script_runs_on_plain_sh():
-    script = nft.rollback_script("/usr/sbin/nft", 90, "/run/edgewarden/firewall/1-x")
-    assert "sleep 90\n" in script and "if mv armed rolling 2>/dev/null; then" in script
-    assert "trap '' HUP" in script
-    assert "'/usr/sbin/nft' -f saved.nft" in script
-
-
-# ------------------------------------------------------------------ which connection
-
-
-TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0 100 0 0 10 0
-   1: 0B4DA8C0:0016 014DA8C0:8908 01 0000014C:00000000 01:00000014 00000000     0        0 2222 3 0 20 5 15 33 -1
-"""
-
-
-def fake_proc(tmp_path, tree):
-    """/proc with processes {pid: (ppid, [socket inodes])} and one tcp table."""
-    proc = tmp_path / "proc"
-    (proc / "net").mkdir(parents=True)
-    (proc / "net" / "tcp").write_text(TCP)
-    for pid, (ppid, inodes) in tree.items():
-        base = proc / str(pid)
-        (base / "fd").mkdir(parents=True)
-        (base / "stat").write_text("%d (x y) S %d 1 1 0 -1\n" % (pid, ppid))
-        for i, inode in enumerate(inodes):
-            os.symlink("socket:[%d]" % inode, str(base / "fd" / str(i)))
-    return str(proc)
-
-
-def test_parse_tcp_connections_keeps_established_only():
-    conns = nft.parse_tcp_connections(TCP, "tcp")
-    if sys.byteorder == "little":
-        assert conns == {2222: ("192.168.77.11", 22, "192.168.77.1", 0x8908)}
-
-
-@pytest.mark.skipif(sys.byteorder != "little", reason="the sample /proc/net/tcp was captured on a little-endian host")
-def test_ssh_connection_is_found_up_the_process_tree(tmp_path):
-    # 1 sshd listener (inode 1111) -> 59 session (inode 2222) -> 65 shell -> 77 module
-    proc = fake_proc(tmp_path, {1: (0, [1111]), 59: (1, [1111, 2222]), 65: (59, []), 77: (65, [])})
-    assert nft.ssh_connection(77, proc) == "192.168.77.1:35080"
-    assert nft.ssh_connection(1, proc) is None
+        arm(tmp_path, "1-dddddddddddd", Refusing(), 5, check=step.check_saved)
+    d = tmp_path / "1-dddddddddddd"
+    assert cc.token_state(str(d)) is None and not (d / "rollback.sh").exists()  # nothing was armed
 
 
 # ------------------------------------------------------------------ persistence
@@ -391,20 +341,19 @@ def test_persist_refused_by_nft_changes_nothing(tmp_path):
 # ------------------------------------------------------------------ steps
 
 
-def test_a_confirmation_over_the_apply_connection_is_refused(tmp_path, monkeypatch):
-    d = armed_dir(tmp_path / "state", "1-eeeeeeeeeeee")
-    monkeypatch.setattr(nft, "ssh_connection", lambda *a, **k: "192.168.77.1:40000")
-    fake = PyNft()
-    step = nft.Step(fake, "inet", "edgewarden", TABLE, roots=(str(tmp_path / "state"),), root=str(tmp_path))
+def test_a_confirmation_over_the_apply_connection_is_refused(tmp_path, fake_nft, monkeypatch):
+    armed_dir(tmp_path / "state", "1-eeeeeeeeeeee", fake_nft.binary)
+    monkeypatch.setattr(cc, "ssh_connection", lambda *a, **k: "192.168.77.1:40000")
+    step = nft.Step(fake_nft, "inet", "edgewarden", TABLE, roots=(str(tmp_path / "state"),), root=str(tmp_path))
     result = step.confirm("1-eeeeeeeeeeee", apply_connection="192.168.77.1:40000")
-    assert result["confirmed"] is False and result["state"] == nft.ROLLED_BACK
+    assert result["confirmed"] is False and result["state"] == cc.ROLLED_BACK
     assert "apply's own TCP connection" in result["detail"]
-    assert fake.loaded == [str(d / "saved.nft")]
+    assert (tmp_path / "bin" / "loaded.nft").read_text() == "RESTORE\n"
 
 
 def test_a_confirmation_over_a_new_connection_confirms_and_persists(tmp_path, monkeypatch):
-    armed_dir(tmp_path / "state", "1-ffffffffffff")
-    monkeypatch.setattr(nft, "ssh_connection", lambda *a, **k: "192.168.77.1:40002")
+    armed_dir(tmp_path / "state", "1-ffffffffffff", "/usr/sbin/nft")
+    monkeypatch.setattr(cc, "ssh_connection", lambda *a, **k: "192.168.77.1:40002")
     root = tree(tmp_path / "root", {"/etc/nftables.conf": DEBIAN_CONF, "/lib/systemd/system/nftables.service": UNIT})
     step = nft.Step(PyNft(), "inet", "edgewarden", TABLE, roots=(str(tmp_path / "state"),), root=root)
     result = step.confirm("1-ffffffffffff", apply_connection="192.168.77.1:40000")
@@ -456,7 +405,7 @@ def no_netns(*args, **kwargs):
 
 def test_steps_without_a_namespace_compare_with_the_record(tmp_path, fake_nft, monkeypatch):
     monkeypatch.setattr(nft, "canonical_in_netns", no_netns)
-    monkeypatch.setattr(nft, "ssh_connection", lambda *a, **k: "10.0.0.1:1000")
+    monkeypatch.setattr(cc, "ssh_connection", lambda *a, **k: "10.0.0.1:1000")
     roots = (str(tmp_path / "state"),)
     live = LiveNft(fake_nft.binary)
     root = tree(tmp_path / "root", {"/etc/nftables.conf": DEBIAN_CONF, "/lib/systemd/system/nftables.service": UNIT})
@@ -470,7 +419,7 @@ def test_steps_without_a_namespace_compare_with_the_record(tmp_path, fake_nft, m
     applied = step.apply(30)
     assert applied["changed"] is True and live.live.startswith("table inet edgewarden {")
     token = applied["commit_confirm"]["token"]
-    monkeypatch.setattr(nft, "ssh_connection", lambda *a, **k: "10.0.0.1:2000")
+    monkeypatch.setattr(cc, "ssh_connection", lambda *a, **k: "10.0.0.1:2000")
     confirmed = step.confirm(token, applied["commit_confirm"]["connection"])
     assert confirmed["confirmed"] is True
 
@@ -486,21 +435,21 @@ def test_apply_refuses_while_an_earlier_rollback_is_armed(tmp_path, fake_nft, mo
     monkeypatch.setattr(nft, "canonical_in_netns", no_netns)
     state = tmp_path / "state"
     state.mkdir()
-    nft.arm(str(state), "1-abababababab", fake_nft, "RESTORE\n", 30, setsid=SETSID, run=local_run)
+    arm(state, "1-abababababab", fake_nft, 30)
     step = nft.Step(LiveNft(fake_nft.binary), "inet", "edgewarden", TABLE, roots=(str(state),), root=str(tmp_path))
     try:
         with pytest.raises(nft.NftError, match="a rollback armed by an earlier run is still waiting"):
             step.apply(30, persist=False)
     finally:
-        nft.cancel(str(state / "1-abababababab"))
+        cc.cancel(str(state / "1-abababababab"))
 
 
 def test_a_persist_failure_after_confirmation_is_reported_not_rolled_back(tmp_path, monkeypatch):
     class Refusing(PyNft):
         def check_file(self, path):
             return False, "Error: no"
-    armed_dir(tmp_path / "state", "1-121212121212")
-    monkeypatch.setattr(nft, "ssh_connection", lambda *a, **k: None)
+    armed_dir(tmp_path / "state", "1-121212121212", "/usr/sbin/nft")
+    monkeypatch.setattr(cc, "ssh_connection", lambda *a, **k: None)
     root = tree(tmp_path / "root", {"/etc/nftables.conf": DEBIAN_CONF, "/lib/systemd/system/nftables.service": UNIT})
     step = nft.Step(Refusing(), "inet", "edgewarden", TABLE, roots=(str(tmp_path / "state"),), root=root)
     result = step.confirm("1-121212121212")
@@ -517,7 +466,7 @@ def test_include_block_removal_undoes_the_addition():
 
 
 def test_state_absent_deletes_the_table_and_its_persisted_copy(tmp_path, fake_nft, monkeypatch):
-    monkeypatch.setattr(nft, "ssh_connection", lambda *a, **k: None)
+    monkeypatch.setattr(cc, "ssh_connection", lambda *a, **k: None)
     roots = (str(tmp_path / "state"),)
     root = tree(tmp_path / "root", {"/etc/nftables.conf": DEBIAN_CONF, "/lib/systemd/system/nftables.service": UNIT})
     live = LiveNft(fake_nft.binary, live=TABLE)
