@@ -109,6 +109,7 @@ def test_lateral_login_refused(host):
     peer = host.get_host("ansible://debian2", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
     peer.run("umask 077; cat > /root/.ssh/ew_lab_key <<'EOF'\n%sEOF" % key)
     try:
+        # a throwaway client on a lab host: its login must be refused, so the host key is not what is tested
         # testinfra's ssh backend takes exit code 255 for its own failure: report it as text
         res = peer.run("ssh -i /root/.ssh/ew_lab_key -o BatchMode=yes -o StrictHostKeyChecking=no "
                        "-o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 root@%s true 2>&1; echo rc=$?" % OPENSSH_DEVICE)
