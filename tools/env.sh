@@ -5,8 +5,9 @@ export EW_LAB_DIR=${EW_LAB_DIR:-/var/tmp/edgewarden-lab}
 EW_VENV=${EW_VENV:-/var/tmp/edgewarden-venv}
 # shellcheck source=/dev/null
 . "$EW_VENV/bin/activate"
-# the checkout is the collection root: expose it as ansible_collections/edgewarden/hardening
-EW_COLLECTIONS=$EW_LAB_DIR/collections
+# the checkout is the collection root: expose it as ansible_collections/edgewarden/hardening,
+# one link per checkout (two checkouts sharing a lab dir must not run each other's code)
+EW_COLLECTIONS=$EW_LAB_DIR/collections/$(printf %s "$EW_ROOT" | cksum | cut -d' ' -f1)
 mkdir -p "$EW_COLLECTIONS/ansible_collections/edgewarden"
 ln -sfn "$EW_ROOT" "$EW_COLLECTIONS/ansible_collections/edgewarden/hardening"
 export ANSIBLE_COLLECTIONS_PATH=$EW_COLLECTIONS
