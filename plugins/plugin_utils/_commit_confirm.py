@@ -29,9 +29,9 @@ import time
 
 from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES
+from ansible_collections.edgewarden.hardening.plugins.plugin_utils._lean_action import LeanModuleAction
 
 display = Display()
 
@@ -62,7 +62,7 @@ def commit_confirm_facts(armed, **extra):
     return cc
 
 
-class CommitConfirmAction(ActionBase):
+class CommitConfirmAction(LeanModuleAction):
     _supports_check_mode = True
     _supports_async = False
 
@@ -81,7 +81,7 @@ class CommitConfirmAction(ActionBase):
     # ------------------------------------------------------------------ entry
 
     def run(self, tmp=None, task_vars=None):
-        result = super(CommitConfirmAction, self).run(tmp, task_vars)
+        result = super(LeanModuleAction, self).run(tmp, task_vars)  # ActionBase's: the steps run the module
         del tmp
         result = self.commit_confirm(result, task_vars)
         if isinstance(result.get("records"), list):
@@ -135,7 +135,8 @@ class CommitConfirmAction(ActionBase):
 
     def step(self, args, task_vars, step, **extra):
         module_args = dict(args, step=step, **extra)
-        res = self._execute_module(module_name=self.MODULE, module_args=module_args, task_vars=task_vars)
+        # each step is one lean module run (the bytes on a slow link), AnsiballZ where lean does not apply
+        res = self._run_module(task_vars, module_args, self.MODULE)
         if res.get("unreachable"):
             raise AnsibleConnectionFailure(res.get("msg", "unreachable"))
         res.pop("invocation", None)

@@ -45,21 +45,27 @@ class LeanModuleAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        module = self._task.action
+        result.update(self._run_module(task_vars))
+        return result
+
+    def _run_module(self, task_vars, module_args=None, module=None):
+        """One run of ``module`` (default: this task's) with ``module_args`` (default: the
+        task's), lean where it applies; returns the module's result."""
+        module = module or self._task.action
+        module_args = self._task.args if module_args is None else module_args
         short = module.rsplit(".", 1)[-1]
         interpreter = self._interpreter(task_vars)
         if not self._lean_applies(task_vars, interpreter):
-            result.update(self._execute_module(module_name="edgewarden.hardening." + short, task_vars=task_vars))
-            return result
+            return self._execute_module(module_name="edgewarden.hardening." + short, module_args=module_args,
+                                        task_vars=task_vars)
 
         code = importlib.import_module(MODULES_PACKAGE + short)
         spec = getattr(code, "ARGUMENT_SPEC")
         constraints = dict((k, getattr(code, k.upper())) for k in CONSTRAINTS if hasattr(code, k.upper()))
-        validated = ArgumentSpecValidator(spec, **constraints).validate(self._task.args)
+        validated = ArgumentSpecValidator(spec, **constraints).validate(module_args)
         if validated.error_messages:
             # bad input never reaches the device
-            result.update(failed=True, msg="Invalid arguments for %s: %s" % (module, "; ".join(validated.error_messages)))
-            return result
+            return dict(failed=True, msg="Invalid arguments for %s: %s" % (module, "; ".join(validated.error_messages)))
 
         with open(code.__file__) as handle:
             source = handle.read()
@@ -70,10 +76,9 @@ class LeanModuleAction(ActionBase):
         res = self._low_level_execute_command(cmd, sudoable=True, in_data=payload)
         data = _lean.parse_result(res.get("stdout", ""))
         if data is None:
-            result.update(failed=True, msg="edgewarden lean transport: no module result (rc=%s)" % res.get("rc"),
-                          module_stdout=res.get("stdout", ""), module_stderr=res.get("stderr", ""), rc=res.get("rc"))
-            return result
-        result.update(remove_values(data, validated._no_log_values))
-        for warning in result.pop("warnings", []):
+            return dict(failed=True, msg="edgewarden lean transport: no module result (rc=%s)" % res.get("rc"),
+                        module_stdout=res.get("stdout", ""), module_stderr=res.get("stderr", ""), rc=res.get("rc"))
+        data = remove_values(data, validated._no_log_values)
+        for warning in data.pop("warnings", []):
             self._display.warning(warning)
-        return result
+        return data
