@@ -59,7 +59,24 @@ description:
     login. Writable paths that do not exist are created as directories (0750); existing ones are handed to the
     app's user and group recursively, as systemd does for C(StateDirectory=). System directories such as C(/var/lib)
     are refused. Rollback restores the drop-in or inittab line, not accounts or ownership.
-  - OpenRC and procd services are not handled (the task fails naming the init system).
+  - B(OpenRC) - the service's C(/etc/conf.d/SERVICE) gets one marked block, written atomically after the user's own
+    lines (which stay) - C(command_user) (its own user and group), C(umask=0077), and, only where this OpenRC's
+    starter accepts them (probed on the device, nothing is started), C(capabilities) (the listed ones inheritable
+    and ambient, every other one dropped from the bounding set) and C(no_new_privs). A C(retry) schedule is added
+    when the service has none, so a restart waits for the old process. The service, if started, is restarted with
+    C(rc-service) and checked like on the other init systems (status C(started), its process's user and capability
+    sets, ports, O(apps[].health_command)); an unhealthy one gets its previous conf.d file back and is restarted
+    again. Only C(openrc-run) scripts with C(start-stop-daemon) or C(supervise-daemon) are handled.
+  - Debian's openrc 0.45.2 takes C(command_user) only - built without libcap, its supervise-daemon refuses
+    C(--capabilities), its start-stop-daemon is dpkg's, which knows neither C(--capabilities) nor
+    C(--no-new-privs), and its supervise-daemon.sh passes C(--no_new_privs), which supervise-daemon rejects. There an
+    app that lists capabilities is refused before anything changes, and RV(apps[].unavailable) names what each app
+    goes without.
+  - OpenRC is recognised from PID 1 (C(openrc-init), or an init with C(/run/openrc)), and also when PID 1 is a
+    container-style init (tini) that started OpenRC itself (C(/run/openrc/softlevel) and C(rc-service) exist).
+  - B(procd) (OpenWrt) and Debian's B(SysV-rc) scripts (C(/etc/init.d) run by C(start-stop-daemon) from a
+    tini-style or sysvinit PID 1 without C(/etc/inittab) services) are not handled; the task fails naming the init
+    system before anything changes.
 options:
   apps:
     description:
@@ -70,14 +87,16 @@ options:
     suboptions:
       name:
         description:
-          - The systemd unit (C(ew-demo) or C(ew-demo.service)), or the name of the program an C(/etc/inittab)
-            entry runs (the command's first or second word, so C(python3 /usr/local/bin/ew-demo) is C(ew-demo)).
+          - The systemd unit (C(ew-demo) or C(ew-demo.service)), the OpenRC service (C(/etc/init.d/NAME)), or the name of
+            the program an C(/etc/inittab) entry runs (the command's first or second word, so
+            C(python3 /usr/local/bin/ew-demo) is C(ew-demo)).
         type: str
         required: true
       binary:
         description:
           - Path of the program. Finds the inittab entry whose command (or script after an interpreter) it is,
-            when O(apps[].name) does not. Not used on systemd.
+            when O(apps[].name) does not. On OpenRC, finds the service's process (default the script's C(command=)),
+            which an interpreted service needs. Not used on systemd.
         type: str
       state:
         description:
@@ -158,9 +177,9 @@ options:
         type: float
   init:
     description:
-      - Which mechanism to use. V(auto) decides from PID 1 - systemd, or BusyBox/SysV init for V(inittab).
+      - Which mechanism to use. V(auto) decides from PID 1 - systemd, BusyBox/SysV init for V(inittab), or OpenRC.
     type: str
-    choices: [auto, systemd, inittab]
+    choices: [auto, systemd, inittab, openrc]
     default: auto
   systemd_overrides:
     description:
@@ -270,14 +289,15 @@ EXAMPLES = r"""
 RETURN = r"""
 records:
   description:
-    - One record per account, writable path, drop-in or inittab line, launcher or capability copy, and running
+    - One record per account, writable path, drop-in, inittab line or conf.d block, launcher or capability copy, and running
       process (C(live)) of each app.
   returned: always
   type: list
   elements: dict
   contains:
     id:
-      description: C(confine.<what>/<app>), for example C(confine.dropin/ew-demo.service) or C(confine.live/ew-demo).
+      description: C(confine.<what>/<app>), for example C(confine.dropin/ew-demo.service), C(confine.confd/ew-demo)
+        or C(confine.live/ew-demo).
       type: str
     before:
       description: State before the task; for C(live), the process's user and capability sets.
@@ -314,7 +334,7 @@ apps:
       description: C(present) or C(absent).
       type: str
     backend:
-      description: C(systemd), C(busybox) or C(sysv).
+      description: C(systemd), C(busybox), C(sysv) or C(openrc).
       type: str
     user:
       description: The account the app runs as (C(dynamic) for C(DynamicUser=)).
@@ -331,6 +351,14 @@ apps:
       description: The app's inittab line after the task (BusyBox and SysV init).
       type: str
       returned: on BusyBox and SysV init
+    confd:
+      description: Path of the service's conf.d file (OpenRC).
+      type: str
+      returned: on OpenRC
+    supervisor:
+      description: The program that starts the service, C(start-stop-daemon) or C(supervise-daemon) (OpenRC).
+      type: str
+      returned: on OpenRC
     exposure:
       description:
         - C(systemd-analyze security) overall exposure (0 safe - 10 unsafe) C(before) and C(after) the task, the
@@ -361,7 +389,7 @@ apps:
       type: list
       elements: dict
 backend:
-  description: The mechanism used - C(systemd), C(busybox) or C(sysv).
+  description: The mechanism used - C(systemd), C(busybox), C(sysv) or C(openrc).
   returned: always
   type: str
 summary:
@@ -381,10 +409,10 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import confine
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import confine_inittab, confine_systemd
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import confine_inittab, confine_openrc, confine_systemd
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES, any_changed, diff_from_records
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.confine_host import Clock
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.initsys import classify_init, gather_init_evidence
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.initsys import classify_service_manager, gather_init_evidence
 
 APP_SPEC = dict(
     name=dict(type="str", required=True),
@@ -405,7 +433,7 @@ APP_SPEC = dict(
 )
 ARGUMENT_SPEC = dict(
     apps=dict(type="list", elements="dict", required=True, options=APP_SPEC),
-    init=dict(type="str", default="auto", choices=["auto", "systemd", "inittab"]),
+    init=dict(type="str", default="auto", choices=["auto", "systemd", "inittab", "openrc"]),
     systemd_overrides=dict(type="dict", default={}),
     max_exposure=dict(type="float"),
     measure=dict(type="bool", default=True),
@@ -429,16 +457,29 @@ def choose_backend(requested, init_name):
         return "systemd"
     if requested == "inittab" or (requested == "auto" and init_name in ("busybox", "sysv")):
         return "inittab"
+    if requested == "openrc" or (requested == "auto" and init_name == "openrc"):
+        return "openrc"
     return None
+
+
+# Why an init system is not handled, for the failure message
+UNSUPPORTED_WHY = {
+    "procd": "OpenWrt's procd starts services from /etc/init.d scripts through ubus (procd_set_param); "
+             "confining them is not implemented, as no OpenWrt device is available to test it",
+    "tini": "a container init that manages no services (SysV-rc /etc/init.d scripts run by start-stop-daemon are "
+            "not handled: their options are each script's own)",
+}
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
-    init_name = classify_init(gather_init_evidence())["name"]
+    init_name = classify_service_manager(gather_init_evidence())["name"]
     backend = choose_backend(p["init"], init_name)
     if backend is None:
-        module.fail_json(msg="app_confine: PID 1 is %s; only systemd, BusyBox init and SysV init are handled" % init_name,
+        why = UNSUPPORTED_WHY.get(init_name)
+        module.fail_json(msg="app_confine: the init system is %s%s; only systemd, BusyBox init, SysV init (inittab) "
+                             "and OpenRC are handled, nothing changed" % (init_name, " (%s)" % why if why else ""),
                          errors=["unsupported init system %s" % init_name], records=[], apps=[], backend=init_name)
     apps, errors, warnings = confine.validate_apps(p["apps"], backend == "systemd")
     errors.extend(confine.check_overrides(p["systemd_overrides"], "systemd_overrides"))
@@ -454,7 +495,7 @@ def main():
                          records=[], apps=[], backend=backend)
     for warning in warnings:
         module.warn(warning)
-    engine = confine_systemd if backend == "systemd" else confine_inittab
+    engine = {"systemd": confine_systemd, "inittab": confine_inittab, "openrc": confine_openrc}[backend]
     result = engine.run(apps, ctx, module.check_mode)
     module.exit_json(**finish(result, module))
 

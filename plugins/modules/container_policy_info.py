@@ -70,6 +70,14 @@ options:
     type: str
     choices: [auto, podman, docker, balena-engine]
     default: auto
+  engine_options:
+    description:
+      - Global options put between the engine and C(inspect), for an engine whose storage is not in its default
+        place (C([--root, /data/containers/storage, --runroot, /run/containers/storage]) for podman, C([--host,
+        unix:///var/run/balena-engine.sock]) for balenaEngine).
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -169,6 +177,7 @@ ARGUMENT_SPEC = dict(
         host_network=dict(type="bool", default=False),
     )),
     engine=dict(type="str", default="auto", choices=["auto"] + list(container_policy.ENGINES)),
+    engine_options=dict(type="list", elements="str", default=[]),
 )
 
 
@@ -189,7 +198,7 @@ def main():
         module.exit_json(changed=False, engine=None, msg="no container engine", containers=[],
                          summary={"compliant": 0, "noncompliant": 0, "missing": 0})
     names = [policy["name"] for policy in policies]
-    rc, out, err = module.run_command([path, "inspect", "--type", "container"] + names,
+    rc, out, err = module.run_command([path] + module.params["engine_options"] + ["inspect", "--type", "container"] + names,
                                       environ_update={"LC_ALL": "C"})
     inspected = container_policy.parse_inspect(out)
     if rc != 0 and not inspected and names and "no such" not in (err or "").lower():

@@ -24,9 +24,12 @@ INIT_NAMES = ("systemd", "openrc", "sysv", "busybox", "procd", "tini", "other", 
 MARKER_PATHS = (
     "/run/systemd/system",
     "/run/openrc",
+    "/run/openrc/softlevel",
     "/sbin/openrc",
     "/sbin/openrc-run",
     "/sbin/openrc-init",
+    "/sbin/rc-service",
+    "/usr/sbin/rc-service",
     "/sbin/procd",
     "/etc/inittab",
     "/etc/init.d",
@@ -188,3 +191,25 @@ def classify_init(evidence):
     if program in TINI_NAMES:
         return _result("tini", "pid 1 is %s, a container init that manages no services" % described, program, evidence)
     return _result("other", "pid 1 is %s, not systemd, OpenRC, SysV, BusyBox or procd init (container or custom init)" % described, program, evidence)
+
+
+# A container-style PID 1 that starts OpenRC itself (an init script or entrypoint running
+# `openrc default`, as in Alpine/Debian containers and the lab's openrc hosts) leaves
+# services to OpenRC: softlevel is written once OpenRC has reached a runlevel.
+SERVICE_MANAGER_PID1 = ("tini", "other")
+
+
+def classify_service_manager(evidence):
+    """Which init system manages the services, from ``gather_init_evidence`` output. Pure.
+
+    Like ``classify_init``, except that a PID 1 which manages no services itself (tini, a
+    custom entrypoint) is not the answer when OpenRC has reached a runlevel
+    (/run/openrc/softlevel) and rc-service is installed: OpenRC manages the services then.
+    """
+    decided = classify_init(evidence)
+    markers = (evidence or {}).get("markers") or {}
+    rc_service = markers.get("/sbin/rc-service") or markers.get("/usr/sbin/rc-service")
+    if decided["name"] in SERVICE_MANAGER_PID1 and markers.get("/run/openrc/softlevel") and rc_service:
+        return _result("openrc", decided["reason"] + "; OpenRC manages the services (/run/openrc/softlevel and "
+                       "rc-service exist)", decided["pid1"], decided["evidence"])
+    return decided

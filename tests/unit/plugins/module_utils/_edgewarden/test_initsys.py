@@ -195,3 +195,26 @@ def test_gather_markers_are_plain_booleans(tmp_path):
 def test_gather_on_this_machine_does_not_fail():
     result = classify_init(gather_init_evidence())
     assert result["name"] in INIT_NAMES
+
+
+TINI = ("tini", "/usr/bin/tini", ["tini", "--", "/boot.sh"])
+SYSTEMD = ("systemd", "/lib/systemd/systemd", ["/sbin/init"])
+
+
+@pytest.mark.parametrize("case, ev, name", [
+    ("tini that started OpenRC", evidence(*TINI, markers=["/run/openrc", "/run/openrc/softlevel", "/sbin/rc-service"]),
+     "openrc"),
+    ("a custom entrypoint that started OpenRC",
+     evidence("entry", "/usr/local/bin/entry", ["/usr/local/bin/entry"], markers=["/run/openrc/softlevel", "/usr/sbin/rc-service"]),
+     "openrc"),
+    ("tini, OpenRC installed but never run", evidence(*TINI, markers=["/sbin/rc-service"]), "tini"),
+    ("tini, a stale softlevel without rc-service", evidence(*TINI, markers=["/run/openrc/softlevel"]), "tini"),
+    ("systemd stays systemd", evidence(*SYSTEMD, markers=["/run/systemd/system", "/run/openrc/softlevel", "/sbin/rc-service"]),
+     "systemd"),
+    ("openrc-init", evidence("openrc-init", "/sbin/openrc-init", ["/sbin/openrc-init"], markers=["/run/openrc"]), "openrc"),
+])
+def test_classify_service_manager(case, ev, name):
+    from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.initsys import classify_service_manager
+    decided = classify_service_manager(ev)
+    assert decided["name"] == name, (case, decided["reason"])
+    assert decided["name"] == classify_init(ev)["name"] or "OpenRC manages the services" in decided["reason"]
