@@ -14,8 +14,12 @@ LAB_DIR = os.environ["EW_LAB_DIR"]
 LAB_CONFIG = os.path.join(LAB_DIR, "ssh_config")
 CLIENT = os.path.join(LAB_DIR, "client")
 JUMP_KEY = os.path.join(LAB_DIR, "jump_key")
+USER_CA_KEY = os.path.join(LAB_DIR, "jumpca_key")  # with jumpca_key-cert.pub beside it
 DEVICES = {"debian1": "192.168.77.11", "embedded1": "192.168.77.101"}
+DEVICES6 = {"debian1": "fd77::11", "embedded1": "fd77::101"}
 OPENSSH_DEVICE = "192.168.77.11"
+OPENSSH_DEVICE6 = "fd77::11"
+BASTION_LAN = ("192.168.77.1", "fd77::1")
 testinfra_hosts = ["ansible://debian1"]
 
 
@@ -32,11 +36,18 @@ def operator_config():
     device key for the devices, no connection sharing (every test is a new connection)."""
     fd, path = tempfile.mkstemp(prefix="ew-operator-", suffix=".conf")
     with os.fdopen(fd, "w") as handle:
-        handle.write("Include %s/ssh_config\nHost bastion\n  IdentityFile %s\nHost 192.168.77.*\n  IdentityFile %s\n"
-                     "Host *\n  IdentitiesOnly yes\n  BatchMode yes\n"
-                     "  ControlMaster no\n  ControlPath none\n  ConnectTimeout 15\n" % (CLIENT, JUMP_KEY, lab_key()))
+        handle.write(client_config(JUMP_KEY))
     yield path
     os.unlink(path)
+
+
+def client_config(bastion_key, bastion_user=None):
+    # ssh keeps the first value it reads: another User goes before the generated config
+    # (and the Include after a Host * line, or it would apply to that Host only)
+    return ("%sHost *\nInclude %s/ssh_config\nHost bastion\n  IdentityFile %s\nHost 192.168.77.* fd77::*\n  IdentityFile %s\n"
+            "Host *\n  IdentitiesOnly yes\n  BatchMode yes\n"
+            "  ControlMaster no\n  ControlPath none\n  ConnectTimeout 15\n"
+            % (("Host bastion\n  User %s\n" % bastion_user) if bastion_user else "", CLIENT, bastion_key, lab_key()))
 
 
 def ssh(config, *args, stdin=subprocess.DEVNULL, timeout=60):
@@ -51,6 +62,15 @@ def test_key_login_through_bastion_as_jump_user(operator_config):
         assert "reached-" in res.stdout
 
 
+@pytest.mark.parametrize("name", sorted(DEVICES6))
+def test_key_login_through_bastion_over_ipv6(operator_config, name):
+    """The device named by its IPv6 address: ProxyJump asks the bastion for [fd77::..]:22,
+    PermitOpen allows it, and the device's AllowUsers root@fd77::1 lets the login in."""
+    res = ssh(operator_config, "root@" + DEVICES6[name], "echo reached-$(hostname) from=${SSH_CLIENT%% *}")
+    assert res.returncode == 0, (name, res.stderr)
+    assert "reached-" in res.stdout and "from=fd77::1" in res.stdout, res.stdout
+
+
 def test_jump_user_gets_no_shell_on_the_bastion(operator_config, host):
     res = ssh(operator_config, "bastion", "touch /tmp/ew-jump-shell")
     # authenticated (no "Permission denied"), then ForceCommand /bin/false ran instead
@@ -62,7 +82,8 @@ def test_jump_user_gets_no_shell_on_the_bastion(operator_config, host):
     assert not bastion.file("/tmp/ew-jump-shell").exists
 
 
-@pytest.mark.parametrize("target", ["192.168.77.11:80", "192.168.77.1:22", "127.0.0.1:22", "192.168.77.11:2222"])
+@pytest.mark.parametrize("target", ["192.168.77.11:80", "192.168.77.1:22", "127.0.0.1:22", "192.168.77.11:2222",
+                                    "[fd77::11]:80", "[fd77::1]:22", "[::1]:22", "[fd77::13]:22"])
 def test_jump_user_cannot_forward_elsewhere(operator_config, target):
     # -W opens the same direct-tcpip channel as -L and ProxyJump do
     res = ssh(operator_config, "-W", target, "bastion")
@@ -103,20 +124,110 @@ def test_password_auth_refused(operator_config):
         assert "Permission denied (publickey)" in res.stderr, res.stderr
 
 
-def test_lateral_login_refused(host):
-    """The device key that logs in through the bastion is refused from debian2."""
-    key = open(lab_key()).read()
-    peer = host.get_host("ansible://debian2", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
-    peer.run("umask 077; cat > /root/.ssh/ew_lab_key <<'EOF'\n%sEOF" % key)
-    try:
-        # a throwaway client on a lab host: its login must be refused, so the host key is not what is tested
-        # testinfra's ssh backend takes exit code 255 for its own failure: report it as text
-        res = peer.run("ssh -i /root/.ssh/ew_lab_key -o BatchMode=yes -o StrictHostKeyChecking=no "
-                       "-o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 root@%s true 2>&1; echo rc=$?" % OPENSSH_DEVICE)
-    finally:
-        peer.run("rm -f /root/.ssh/ew_lab_key")
+def lab_host(name):
+    import testinfra
+    return testinfra.get_host("ansible://" + name, ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+# a throwaway client on a lab host: what is tested is the server's answer, not host keys
+PEER_SSH = ("ssh -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            "-o ConnectTimeout=10")
+
+
+@pytest.fixture(scope="module")
+def debian2_with_keys():
+    """debian2 holding the device key and the jump key, as a stolen laptop would."""
+    peer = lab_host("debian2")
+    for path, name in ((lab_key(), "ew_lab_key"), (JUMP_KEY, "ew_jump_key")):
+        peer.run("umask 077; mkdir -p /root/.ssh; cat > /root/.ssh/%s <<'EOF'\n%sEOF" % (name, open(path).read()))
+    yield peer
+    peer.run("rm -f /root/.ssh/ew_lab_key /root/.ssh/ew_jump_key")
+
+
+@pytest.mark.parametrize("device", [OPENSSH_DEVICE, OPENSSH_DEVICE6])
+def test_lateral_login_refused(debian2_with_keys, device):
+    """The device key that logs in through the bastion is refused from debian2, over IPv4 and IPv6."""
+    # testinfra's ssh backend takes exit code 255 for its own failure: report it as text
+    res = debian2_with_keys.run("%s -i /root/.ssh/ew_lab_key root@%s true 2>&1; echo rc=$?" % (PEER_SSH, device))
     assert "rc=255" in res.stdout, res.stdout
     assert "Permission denied" in res.stdout, res.stdout
+
+
+def test_certificate_login_through_bastion(tmp_path):
+    """jumpca has no authorized_keys: its key gets in with the CA's certificate, and the
+    same key without the certificate is refused."""
+    assert os.path.exists(USER_CA_KEY + "-cert.pub")
+    with_cert = tmp_path / "cert.conf"
+    with_cert.write_text(client_config(USER_CA_KEY, "jumpca"))
+    res = ssh(str(with_cert), "root@" + OPENSSH_DEVICE, "echo reached-$(hostname)")
+    assert res.returncode == 0, res.stderr
+    assert "reached-" in res.stdout
+    bare = tmp_path / "bare_key"  # the same private key, no certificate beside it
+    bare.write_text(open(USER_CA_KEY).read())
+    bare.chmod(0o600)
+    without_cert = tmp_path / "bare.conf"
+    without_cert.write_text(client_config(str(bare), "jumpca"))
+    res = ssh(str(without_cert), "bastion", "true")
+    assert res.returncode == 255
+    assert "Permission denied (publickey)" in res.stderr, res.stderr
+
+
+BURST = r"""
+import socket, sys, time
+address, count = sys.argv[1], int(sys.argv[2])
+accepted = dropped = refused = 0
+start = time.time()
+for _ in range(count):
+    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    sock.settimeout(1.5)
+    try:
+        sock.connect((address, 22))
+        accepted += 1
+    except socket.timeout:
+        dropped += 1  # no SYN-ACK: the packet was dropped
+    except OSError:
+        refused += 1
+    finally:
+        sock.close()
+print("accepted=%d dropped=%d refused=%d seconds=%.1f" % (accepted, dropped, refused, time.time() - start))
+"""
+
+
+def burst(peer, address, count):
+    res = peer.run("python3 -c '%s' %s %d" % (BURST.replace("'", "'\\''"), address, count))
+    assert res.rc == 0, res.stderr
+    return dict((k, float(v)) for k, v in (field.split("=") for field in res.stdout.split()))
+
+
+def jump_login(peer, bastion, device):
+    """A normal login from debian2 through the bastion (jump key), to a device (device key)."""
+    proxy = "%s -i /root/.ssh/ew_jump_key -W [%%h]:%%p jump@%s" % (PEER_SSH, bastion)
+    return peer.run("%s -i /root/.ssh/ew_lab_key -o ProxyCommand='%s' root@%s echo reached-$(hostname) 2>&1; echo rc=$?"
+                    % (PEER_SSH, proxy, device))
+
+
+@pytest.mark.parametrize("bastion,device", [(BASTION_LAN[0], OPENSSH_DEVICE), (BASTION_LAN[1], OPENSSH_DEVICE6)])
+def test_connection_burst_is_dropped_then_a_login_works(debian2_with_keys, bastion, device):
+    """Bastion rate limit (12/minute, burst 5 in this scenario): 12 new connections at once
+    from debian2 -> the burst gets in, the rest are dropped (no SYN-ACK); another source
+    is not affected; once a token is back, a normal login from debian2 works."""
+    counts = burst(debian2_with_keys, bastion, 12)
+    assert counts["accepted"] >= 5, counts
+    assert counts["dropped"] >= 3, counts
+    assert counts["refused"] == 0, counts
+    other = burst(lab_host("debian1"), bastion, 1)  # another source, at once
+    assert other["accepted"] == 1, other
+    time.sleep(6)  # one token per 5 s
+    res = jump_login(debian2_with_keys, bastion, device)
+    assert "rc=0" in res.stdout and "reached-" in res.stdout, res.stdout
+
+
+def test_rate_limit_state_on_the_bastion():
+    listing = lab_host("bastion1").check_output("nft list table inet edgewarden_ratelimit")
+    assert "192.168.77.12 " in listing and "fd77::12 " in listing, listing  # metered sources
+    assert "192.168.77.11 " in listing  # debian1's one connection, metered too
+    dropped = [line for line in listing.splitlines() if "ssh rate limit" in line]
+    assert len(dropped) == 2 and all("packets 0 " not in line for line in dropped), listing
 
 
 def test_ssh_audit_no_failures():
@@ -148,7 +259,9 @@ def test_ssh_audit_no_failures():
 
 def test_broken_input_refused_and_lockout_rolled_back():
     """negative.yml: a setting sshd -t refuses changes nothing; a config that passes
-    sshd -t but locks the controller out is rolled back by the device itself."""
+    sshd -t but locks the controller out is rolled back by the device itself; the
+    bastion's rate limit on a host without nft says so and fails nothing; after the
+    bursts above, the bastion's metered sets do not make the rate limit table "changed"."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     res = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
                           "-e", "ansible_ssh_common_args='-F %s'" % LAB_CONFIG, os.path.join(here, "negative.yml")],

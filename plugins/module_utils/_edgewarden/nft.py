@@ -189,13 +189,63 @@ def normalize_json(doc, family, name):
             out["table"] = body
         else:
             out["objects"].append({kind: body})
+    fed = _packet_fed_sets_json(out["objects"])
+    for obj in out["objects"]:
+        body = obj.get("set") or obj.get("map")
+        if body is not None and body.get("name") in fed:
+            body.pop("elem", None)
     return out
 
 
+def _packet_fed_sets_json(objects):
+    """Names of the sets that rules fill from the packet path (``add @s``/``update @s``,
+    meters): their elements are traffic state, like counters, not configuration."""
+    names = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key == "set" and isinstance(inner, dict) and inner.get("op") in ("add", "update") \
+                        and isinstance(inner.get("set"), str):
+                    names.add(inner["set"].lstrip("@"))
+                elif key == "meter" and isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                    names.add(inner["name"])
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    for obj in objects:
+        if "rule" in obj:
+            walk(obj["rule"].get("expr", []))
+    return names
+
+
+_FED_SET_TEXT = re.compile(r"\b(?:add|update)\s+@([A-Za-z0-9_.-]+)\s*\{|\bmeter\s+([A-Za-z0-9_.-]+)\s")
+_SET_HEAD_TEXT = re.compile(r"^\s*(?:set|map|meter)\s+([A-Za-z0-9_.-]+)\s*\{")
+
+
 def normalize_text(text):
-    """A comparable form of ``nft -s list table`` (for nft built without JSON)."""
+    """A comparable form of ``nft -s list table`` (for nft built without JSON); the
+    elements of sets filled from the packet path are left out, as in :func:`normalize_json`."""
     lines = [line.rstrip() for line in (text or "").splitlines()]
-    return "\n".join(line for line in lines if line.strip()) + "\n"
+    fed = set(a or b for a, b in _FED_SET_TEXT.findall("\n".join(lines)))
+    kept, current, skipping = [], None, False
+    for line in lines:
+        if skipping:
+            skipping = "}" not in line
+            continue
+        head = _SET_HEAD_TEXT.match(line)
+        if head:
+            current = head.group(1)
+        elif current in fed and line.strip().startswith("elements = {"):
+            skipping = "}" not in line
+            continue
+        elif line.strip() == "}":
+            current = None
+        if line.strip():
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def digest(canonical):

@@ -470,7 +470,7 @@ class Step(object):
             raise SshdError("a rollback armed by an earlier run is still waiting (token %s): it would undo this "
                             "run; wait for it to fire, then run again" % pending[0]["token"])
         cc.prune(root)
-        token = token if token and cc.TOKEN_RE.match(token) else cc.new_token()
+        token = cc.use_token(token)
         reload = self.reload_commands()
         files, restore = {}, []
         for i, (path, old, _new, mode, _owner) in enumerate(changes):
