@@ -10,7 +10,7 @@ LAB := $(ROOT)/tests/lab/lab
 .PHONY: help setup demo audit test lint sanity units molecule lab-up lab-down lab-status build clean
 
 help:
-	@echo "make demo      set up, start the lab, audit the fleet through the bastion, print the report"
+	@echo "make demo      set up, start the lab, converge the fleet through the bastion, inject drift, detect and remediate it, print the reports"
 	@echo "make test      the whole suite: lint, sanity, unit tests, Molecule on the lab"
 	@echo "make lab-up | lab-down | lab-status"
 	@echo "make lint | sanity | units | molecule | build"
@@ -18,7 +18,8 @@ help:
 setup:
 	@$(ROOT)/tools/bootstrap
 
-demo: setup lab-up audit
+demo: setup
+	@$(ROOT)/tools/demo
 
 audit:
 	@$(ROOT)/tools/run-playbook playbooks/audit.yml
