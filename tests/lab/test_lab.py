@@ -101,3 +101,21 @@ def test_embedded_target_is_bare():
     assert host.file("/proc/1/comm").content_string.strip() == "init"
     for tool in ("/usr/bin/dpkg", "/usr/sbin/nft", "/usr/bin/ip", "/usr/bin/ss", "/usr/bin/systemctl", "/usr/bin/sudo"):
         assert not host.file(tool).exists, tool
+
+
+def _openrc_hosts():
+    with open(os.path.join(LAB_DIR, "inventory.yml")) as handle:
+        text = handle.read()
+    return ["openrc%d" % i for i in range(1, 10) if "openrc%d:" % i in text]
+
+
+@pytest.mark.parametrize("name", _openrc_hosts() if os.path.exists(os.path.join(LAB_DIR, "inventory.yml")) else [])
+def test_openrc_target_runs_its_services_with_openrc(name):
+    """Only in a lab started with EW_LAB_OPENRC > 0: OpenRC reached its default runlevel."""
+    host = get(name)
+    assert host.file("/run/openrc/softlevel").content_string.strip() == "default"
+    assert host.run("rc-service --exists sudo").rc == 0
+    assert host.run("rc-status default").rc == 0
+    assert not host.file("/run/systemd/system").exists
+    bounding = int(host.check_output("grep CapBnd /proc/self/status").split()[1], 16)
+    assert not bounding & (1 << CAP_SYS_MODULE)
