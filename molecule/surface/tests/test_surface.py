@@ -36,6 +36,11 @@ def embedded1():
 
 
 @pytest.fixture(scope="module")
+def openrc1():
+    return testinfra.get_host("ansible://openrc1", ansible_inventory=INVENTORY)
+
+
+@pytest.fixture(scope="module")
 def kernel1():
     return testinfra.get_host("ansible://kernel1", ansible_inventory=INVENTORY)
 
@@ -109,12 +114,32 @@ def test_unexpected_listeners_are_named_in_the_report(host):
 def test_listeners_after_restart(host):
     ports = listening(host)
     assert ("tcp", 22) in ports
-    assert ("tcp", 23) not in ports  # telnetd (SysV script on debian1, inittab on embedded1)
+    assert ("tcp", 23) not in ports  # telnetd (SysV script on debian1, inittab on embedded1, OpenRC on openrc1)
     assert ("udp", 1900) not in ports  # miniupnpd
     assert ("udp", 5353) not in ports  # avahi-daemon
     if name(host) == "debian1":
         # not services: nothing stops them, the report names them
         assert {("tcp", 8081), ("udp", 5683)} <= ports
+
+
+# ---------------------------------------------------------------- openrc1: OpenRC runlevels
+
+def test_openrc_target_was_power_cycled(openrc1):
+    prepared = int(openrc1.file("/root/surface-prepared-at").content_string)
+    assert openrc1.file("/proc/1").mtime.timestamp() > prepared
+
+
+@pytest.mark.parametrize("service", ["telnetd", "miniupnpd"])
+def test_openrc_services_unlinked_and_not_started_after_boot(openrc1, service):
+    levels = openrc1.check_output("ls /etc/runlevels").split()
+    assert "default" in levels and "boot" in levels
+    for level in levels:
+        assert not openrc1.file("/etc/runlevels/%s/%s" % (level, service)).exists
+    # the runlevels did come up again, just without these two
+    assert openrc1.file("/run/openrc/softlevel").exists
+    assert not openrc1.file("/run/openrc/started/%s" % service).exists
+    assert not [argv for argv in processes(openrc1) if "1e9" in argv]
+    assert openrc1.file("/etc/init.d/%s" % service).exists  # disabled, not deleted
 
 
 # ---------------------------------------------------------------- debian1: tini as PID 1, systemd on disk
