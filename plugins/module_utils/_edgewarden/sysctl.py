@@ -7,8 +7,9 @@ normalisation and validation, a pure planner, the persisted file (owned file or
 managed block), and the readers/appliers that touch /proc/sys.
 
 Flow (see ``run``): read live values and the persisted file -> ``plan`` (pure:
-every validation error at once, predicted records) -> ``apply_live`` (real runs
-only) -> ``plan_persist`` (pure) -> ``write_persisted`` (real runs only).
+every validation error at once, predicted records) -> ``apply_live`` and
+``settle_live`` (real runs only) -> ``plan_persist`` (pure) -> ``write_persisted``
+(real runs only).
 Check mode runs the same code minus the two writers, so it returns the records
 a real run would, except for what only a real write can reveal: a kernel that
 refuses a value (EINVAL) and the clamp found by probing after such a refusal.
@@ -862,6 +863,34 @@ def apply_live(items):
                                   _join(note, "the kernel stored %s when asked for %s" % (after, desired)))
 
 
+def settle_live(items):
+    """Writing one key can move another: net.ipv4.ip_forward (and conf.all.forwarding) sets
+    conf.all.accept_redirects to its opposite (devinet.c, inet_forward_change), so a gateway
+    turned back into an end device would accept redirects while the run reported them off.
+    After the writes, read every managed key back and write again each one the kernel moved
+    to the value this run left it at; its record keeps its status (the net effect)."""
+    if not any(item["write"] for item in items):
+        return
+    for item in items:
+        rec = item["live"]
+        if rec["status"] not in (CHANGED, UNCHANGED) or item["path"] is None:
+            continue
+        current, read_error = read_value(item["path"])
+        if read_error or same(current, rec["after"]):
+            continue
+        moved = "writing other keys moved it to %s" % current
+        exc = write_value(item["path"], rec["after"])
+        if exc is None:
+            after, _error = read_value(item["path"])
+            if same(after, rec["after"]):
+                item["live"] = record(rec["id"], rec["before"], rec["after"], "live", rec["status"],
+                                      _join(rec.get("detail"), moved + "; written again"))
+                continue
+            current = after or current
+        item["live"] = record(rec["id"], rec["before"], current, "live", ERROR,
+                              _join(rec.get("detail"), moved + "; could not set it back to %s" % rec["after"]))
+
+
 def write_persisted(persist_plan, persisted):
     """Write the planned text atomically; on failure turn changed records into errors."""
     if persist_plan["text"] is None:
@@ -916,6 +945,7 @@ def run(settings, missing="fail", optional_keys=None, strict=False, persist=True
     items = the_plan["items"]
     if not check_mode:
         apply_live(items)
+        settle_live(items)
     warnings = list(the_plan["warnings"])
     persisted_records, persisted_to, errors = [], None, []
     if persisted is not None:

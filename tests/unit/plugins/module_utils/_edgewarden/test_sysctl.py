@@ -561,6 +561,55 @@ def test_kernel_storing_something_else_is_reported():
     assert "the kernel stored edgewarden-prob when asked for edgewarden-probe-name" in item["live"]["detail"]
 
 
+# --- a key another write moves (net.ipv4.ip_forward -> conf.all.accept_redirects) ----
+
+FORWARD_TREE = {"net/ipv4/ip_forward": "1\n", "net/ipv4/conf/all/accept_redirects": "0\n"}
+
+
+@pytest.mark.parametrize("moved_to, detail", [
+    (None, None),  # nothing moved: nothing written again
+    ("1", "writing other keys moved it to 1; written again"),
+])
+def test_key_moved_by_another_write_is_set_back_and_stays_unchanged(tmp_path, moved_to, detail):
+    proc = make_tree(tmp_path, FORWARD_TREE)
+    settings = {"net.ipv4.ip_forward": 0, "net.ipv4.conf.all.accept_redirects": 0}
+    predicted = sysctl.plan(settings, sysctl.read_live(list(settings), proc))["items"]
+    the_plan = sysctl.plan(settings, sysctl.read_live(list(settings), proc))
+    sysctl.apply_live(the_plan["items"])
+    redirects = os.path.join(proc, "net/ipv4/conf/all/accept_redirects")
+    if moved_to is not None:
+        # what the real kernel does on that ip_forward write (devinet.c, inet_forward_change)
+        with open(redirects, "w") as handle:
+            handle.write(moved_to + "\n")
+    sysctl.settle_live(the_plan["items"])
+    assert read(redirects).strip() == "0"
+    live = dict((i["key"], i["live"]) for i in the_plan["items"])
+    assert live["net.ipv4.conf.all.accept_redirects"]["status"] == "unchanged"
+    assert live["net.ipv4.conf.all.accept_redirects"].get("detail") == detail
+    # check mode predicted the same statuses: the net effect is what counts
+    assert [i["live"]["status"] for i in predicted] == [i["live"]["status"] for i in the_plan["items"]]
+
+
+def test_key_moved_and_refused_when_set_back_is_an_error(child):
+    path = "/proc/%d/oom_score_adj" % child
+    item = _item(path, "7", "7", probe=False, key="kernel.sysrq")
+    item["live"] = sysctl.record(item["live"]["id"], "7", "2000", "live", "changed")
+    sysctl.settle_live([item])
+    assert item["live"]["status"] == "error" and item["live"]["after"] == "0"
+    assert item["live"]["detail"] == "writing other keys moved it to 0; could not set it back to 2000"
+
+
+def test_nothing_is_read_back_when_nothing_was_written(tmp_path):
+    proc = make_tree(tmp_path, FORWARD_TREE)
+    the_plan = sysctl.plan({"net.ipv4.conf.all.accept_redirects": 0},
+                           sysctl.read_live(["net.ipv4.conf.all.accept_redirects"], proc))
+    with open(os.path.join(proc, "net/ipv4/conf/all/accept_redirects"), "w") as handle:
+        handle.write("1\n")
+    sysctl.settle_live(the_plan["items"])
+    assert the_plan["items"][0]["live"]["status"] == "unchanged"
+    assert read(os.path.join(proc, "net/ipv4/conf/all/accept_redirects")).strip() == "1"
+
+
 # --- persisted file ----------------------------------------------------------------
 
 
