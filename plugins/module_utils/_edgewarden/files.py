@@ -46,6 +46,21 @@ class ValidationError(Exception):
     """The candidate content was refused by its validator; nothing was replaced."""
 
 
+def _fsync_directory(directory):
+    """Make the rename itself durable: a power cut right after it must not bring back the
+    old file (or no file). Best effort: some filesystems refuse fsync on a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path, content, mode=0o644, validate=None):
     """Write ``content`` to ``path`` so readers see the old or the new file, never half.
 
@@ -67,6 +82,7 @@ def atomic_write(path, content, mode=0o644, validate=None):
                 raise ValidationError(message)
         os.rename(tmp, path)
         tmp = None
+        _fsync_directory(directory)
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
