@@ -474,12 +474,21 @@ UNSUPPORTED_WHY = {
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
+    # The app list first, before the device is looked at: a bad entry is named whatever the
+    # init system (the systemd-only checks run again below, once the backend is known).
+    dummy, errors, dummy = confine.validate_apps(p["apps"], True)
+    errors.extend(confine.check_overrides(p["systemd_overrides"], "systemd_overrides"))
+    if errors:
+        module.fail_json(msg="app_confine: invalid input, nothing changed: " + "; ".join(errors), errors=errors,
+                         records=[], apps=[], backend=None)
     init_name = classify_service_manager(gather_init_evidence())["name"]
     backend = choose_backend(p["init"], init_name)
     if backend is None:
         why = UNSUPPORTED_WHY.get(init_name)
-        module.fail_json(msg="app_confine: the init system is %s%s; only systemd, BusyBox init, SysV init (inittab) "
-                             "and OpenRC are handled, nothing changed" % (init_name, " (%s)" % why if why else ""),
+        names = ", ".join(str(app.get("name")) for app in p["apps"])
+        module.fail_json(msg="app_confine: cannot confine %s: the init system is %s%s; only systemd, BusyBox init, "
+                             "SysV init (inittab) and OpenRC are handled, nothing changed"
+                             % (names, init_name, " (%s)" % why if why else ""),
                          errors=["unsupported init system %s" % init_name], records=[], apps=[], backend=init_name)
     apps, errors, warnings = confine.validate_apps(p["apps"], backend == "systemd")
     errors.extend(confine.check_overrides(p["systemd_overrides"], "systemd_overrides"))
