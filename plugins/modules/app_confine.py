@@ -389,7 +389,7 @@ apps:
       type: list
       elements: dict
 backend:
-  description: The mechanism used - C(systemd), C(busybox), C(sysv) or C(openrc).
+  description: The mechanism used - C(systemd), C(busybox), C(sysv) or C(openrc); null when the init system is not handled.
   returned: always
   type: str
 summary:

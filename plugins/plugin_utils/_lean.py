@@ -12,6 +12,12 @@ input fails before the device is contacted), zips the module, the helpers it imp
 (followed through their imports) and lean_runtime.py as ``ansible.module_utils.basic``, and
 pipes the zip to a short bootstrap on the device that imports from memory: nothing is
 written on the device.
+
+On a slow link every byte counts, both ways: the sources travel without comments and
+docstrings (blanked, so line numbers in a device-side traceback still match the checkout),
+as one zlib stream over the whole archive (the helpers share most of their vocabulary), in
+binary on the SSH channel's stdin; a large result comes back zlib-compressed too (a
+``EWZ1 `` line, see lean_runtime.py).
 """
 
 from __future__ import annotations
@@ -21,18 +27,21 @@ import base64
 import io
 import json
 import os
+import tokenize
 import zipfile
+import zlib
 
 COLLECTION_PREFIX = "ansible_collections.edgewarden.hardening."
 RUNTIME = "plugins/module_utils/_edgewarden/lean_runtime.py"
 MODULE_ENTRY = "__edgewarden_module__.py"
 ARGS_ENTRY = "__edgewarden_args__.json"
+RESULT_PREFIX = "EWZ1 "  # a compressed result line (lean_runtime.py writes it)
 
 # Runs on the device (python -c): imports the payload from memory, runs the module as __main__.
 BOOTSTRAP = r"""
-import base64, io, json, sys, zipfile
+import io, json, sys, zipfile, zlib
 import importlib.abc, importlib.util
-z = zipfile.ZipFile(io.BytesIO(base64.b64decode(sys.stdin.buffer.read())))
+z = zipfile.ZipFile(io.BytesIO(zlib.decompress(sys.stdin.buffer.read())))
 names = set(z.namelist())
 class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
@@ -119,31 +128,76 @@ def strip_docs(source):
     return "".join(lines)
 
 
+def _docstring_spans(tree):
+    """(first line, last line) of every docstring that is not the only statement of its body."""
+    spans = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body
+        if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            spans.append((body[0].lineno, body[0].end_lineno, body[0].col_offset, body[0].end_col_offset))
+    return spans
+
+
+def slim(source):
+    """``source`` without comments and docstrings, every line kept in its place. Returns the
+    source unchanged if the result would not compile (the device must get working code)."""
+    try:
+        tree = ast.parse(source)
+        comments = [tok.start for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                    if tok.type == tokenize.COMMENT]
+    except (SyntaxError, tokenize.TokenError):
+        return source
+    lines = source.splitlines(True)
+    for row, col in comments:
+        line = lines[row - 1]
+        lines[row - 1] = line[:col].rstrip() + "\n"
+    for first, last, col, end_col in _docstring_spans(tree):
+        if lines[first - 1][:col].strip() or lines[last - 1][end_col:].strip():
+            continue  # shares a line with code: leave it
+        for index in range(first - 1, last):
+            lines[index] = "\n"
+    slimmed = "".join(line if line.strip() else "\n" for line in lines)
+    try:
+        compile(slimmed, "<slim>", "exec")
+    except SyntaxError:
+        return source
+    return slimmed
+
+
 def build_payload(collection_root, module_source, params, check_mode, diff):
-    """The zip, base64-encoded, that the bootstrap reads on stdin."""
+    """The compressed archive that the bootstrap reads on stdin (binary)."""
     files = closure(collection_root, module_source)
     entries = {}
     for path, source in files.items():
-        entries["ansible_collections/edgewarden/hardening/" + path] = source
+        entries["ansible_collections/edgewarden/hardening/" + path] = slim(source)
     with open(os.path.join(collection_root, RUNTIME)) as handle:
-        entries["ansible/module_utils/basic.py"] = handle.read()
+        entries["ansible/module_utils/basic.py"] = slim(handle.read())
     for init in _package_inits(list(entries)):
         entries.setdefault(init, "")
-    entries[MODULE_ENTRY] = strip_docs(module_source)
+    entries[MODULE_ENTRY] = slim(strip_docs(module_source))
     entries[ARGS_ENTRY] = json.dumps({"params": params, "check_mode": bool(check_mode), "diff": bool(diff)})
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+    # stored, then compressed as one stream: the files share most of their text
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
         for name in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, entries[name].encode("utf-8"))
-    return base64.b64encode(buf.getvalue())
+    return zlib.compress(buf.getvalue(), 9)
 
 
 def parse_result(stdout):
-    """The module's JSON result: the last line of stdout that parses as a JSON object."""
+    """The module's JSON result: the last line of stdout that parses as a JSON object, or
+    holds one compressed (``EWZ1 <base64 of zlib>``)."""
     for line in reversed(stdout.splitlines()):
         line = line.strip()
+        if line.startswith(RESULT_PREFIX):
+            try:
+                return json.loads(zlib.decompress(base64.b64decode(line[len(RESULT_PREFIX):])).decode("utf-8"))
+            except (ValueError, zlib.error):
+                continue
         if line.startswith("{"):
             try:
                 return json.loads(line)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The lean transport's payload, run for real through its bootstrap (read-only module)."""
 
+import ast
 import glob
 import json
 import os
@@ -48,17 +49,65 @@ def test_strip_docs_keeps_code_and_line_numbers():
     compile(stripped, "device_facts", "exec")
 
 
+def device_pythons():
+    found = [sys.executable]
+    found += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8.*/bin/python3")))[:1]
+    found += [p for p in ("/usr/bin/python3",) if os.path.exists(p)]
+    return found
+
+
 def run_payload(python, params, check_mode=True):
     payload = _lean.build_payload(ROOT, read("plugins/modules/device_facts.py"), params, check_mode, False)
     proc = subprocess.run([python, "-c", _lean.BOOTSTRAP], input=payload, capture_output=True, check=False)
     return proc.returncode, _lean.parse_result(proc.stdout.decode()), proc.stderr.decode()
 
 
-def device_pythons():
-    found = [sys.executable]
-    found += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8.*/bin/python3")))[:1]
-    found += [p for p in ("/usr/bin/python3",) if os.path.exists(p)]
-    return found
+@pytest.mark.parametrize("python", device_pythons())
+def test_large_result_travels_compressed(python):
+    payload = _lean.build_payload(ROOT, read("plugins/modules/device_facts.py"), {"gather": ["all"]}, True, False)
+    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP], input=payload, capture_output=True, check=False)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert out.strip().startswith(_lean.RESULT_PREFIX)
+    result = _lean.parse_result(out)
+    assert len(json.dumps(result)) > len(out)  # it was worth compressing
+    assert "edgewarden_device" in result["ansible_facts"]
+
+
+SLIM_CASES = [
+    # (source, must stay, must go)
+    ('"""Module doc."""\nimport os  # why\nX = 1\n', ["import os", "X = 1"], ["Module doc", "# why"]),
+    ('def f():\n    """Only statement: kept."""\n', ['"""Only statement: kept."""'], []),
+    ('def f():\n    """Doc."""\n    return "# not a comment"\n', ['return "# not a comment"'], ["Doc."]),
+    ('class C:\n    """Doc\n    on two lines."""\n    a = 1  # tail\n', ["a = 1"], ["on two lines", "tail"]),
+]
+
+
+@pytest.mark.parametrize("source, keep, drop", SLIM_CASES)
+def test_slim_drops_comments_and_docstrings_but_not_lines(source, keep, drop):
+    slimmed = _lean.slim(source)
+    assert len(slimmed.splitlines()) == len(source.splitlines())
+    for text in keep:
+        assert text in slimmed
+    for text in drop:
+        assert text not in slimmed
+    compile(slimmed, "slim", "exec")
+
+
+def defs(source):
+    return sorted((node.name, node.lineno) for node in ast.walk(ast.parse(source))
+                  if isinstance(node, (ast.FunctionDef, ast.ClassDef)))
+
+
+def test_slim_keeps_line_numbers_of_every_module_util():
+    for path in sorted(glob.glob(os.path.join(ROOT, "plugins/module_utils/_edgewarden/*.py"))):
+        with open(path) as handle:
+            source = handle.read()
+        slimmed = _lean.slim(source)
+        assert len(slimmed.splitlines()) <= len(source.splitlines()), path
+        compile(slimmed, path, "exec")
+        # the same code: every function and class is still there, at the same line
+        assert defs(slimmed) == defs(source), path
 
 
 @pytest.mark.parametrize("python", device_pythons())
@@ -74,7 +123,7 @@ def test_bootstrap_runs_a_module_from_memory(python):
 
 def test_payload_is_small():
     payload = _lean.build_payload(ROOT, read("plugins/modules/device_facts.py"), {"gather": ["all"]}, False, False)
-    assert len(payload) < 40 * 1024
+    assert len(payload) < 12 * 1024
 
 
 def test_parse_result_skips_noise():
