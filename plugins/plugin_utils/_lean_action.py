@@ -14,7 +14,11 @@ connection is local, or the task is async.
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
+import tempfile
+
+from ansible import constants as C
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
@@ -36,6 +40,14 @@ class LeanModuleAction(ActionBase):
             return None
         value = self._templar.template(value)
         return None if str(value).startswith("auto") else str(value)
+
+    @staticmethod
+    def _lean_cache_dir():
+        try:
+            home = C.config.get_config_value("ANSIBLE_HOME")
+        except Exception:  # an ansible-core without the setting
+            home = None
+        return os.path.join(os.path.expanduser(home) if home else tempfile.gettempdir(), "tmp", "edgewarden-lean")
 
     def _lean_applies(self, task_vars, interpreter):
         return (interpreter and not self._task.async_val
@@ -67,11 +79,10 @@ class LeanModuleAction(ActionBase):
             # bad input never reaches the device
             return dict(failed=True, msg="Invalid arguments for %s: %s" % (module, "; ".join(validated.error_messages)))
 
-        with open(code.__file__) as handle:
-            source = handle.read()
         root = code.__file__[:code.__file__.index("/plugins/modules/")]
-        payload = _lean.build_payload(root, source, validated.validated_parameters,
-                                      self._play_context.check_mode, self._play_context.diff)
+        archive = _lean.cached_code_archive(root, code.__file__, self._lean_cache_dir())
+        payload = _lean.build_payload(root, None, validated.validated_parameters,
+                                      self._play_context.check_mode, self._play_context.diff, code=archive)
         cmd = "%s -c %s" % (shlex.quote(interpreter), shlex.quote(_lean.BOOTSTRAP))
         res = self._low_level_execute_command(cmd, sudoable=True, in_data=payload)
         data = _lean.parse_result(res.get("stdout", ""))

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 
 import pytest
 
@@ -130,3 +131,23 @@ def test_parse_result_skips_noise():
     assert _lean.parse_result('motd line\n{"changed": false}\n') == {"changed": False}
     assert _lean.parse_result("no json here\n") is None
     assert json.loads(json.dumps(_lean.parse_result('{"a": {"b": 1}}'))) == {"a": {"b": 1}}
+
+
+def test_code_archive_is_cached_until_a_source_changes(tmp_path):
+    # a copy of the collection's module and helpers, so a helper can be changed
+    root = tmp_path / "collection"
+    for rel in ["plugins/modules/device_facts.py"] + [
+            os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "plugins/module_utils/_edgewarden/*.py"))]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(read(rel))
+    module = str(root / "plugins/modules/device_facts.py")
+    cache = tmp_path / "cache"
+    first = _lean.cached_code_archive(str(root), module, str(cache))
+    assert first == _lean.code_archive(str(root), read("plugins/modules/device_facts.py"))
+    assert len(list(cache.iterdir())) == 1
+    assert _lean.cached_code_archive(str(root), module, str(cache)) == first
+    helper = root / "plugins/module_utils/_edgewarden/posture.py"
+    helper.write_text(helper.read_text() + "\nEDITED_MARKER = 1\n")
+    second = _lean.cached_code_archive(str(root), module, str(cache))
+    assert second != first and b"EDITED_MARKER" in zlib.decompress(second)
+    assert len(list(cache.iterdir())) == 2
