@@ -306,3 +306,26 @@ def error_records(records, detail):
             rec = dict(rec, status=ERROR, detail=detail)
         out.append(rec)
     return out
+
+
+def judge_process(app, pid, expected, ctx, settled, label):
+    """How the app's main process ``pid`` does: ``(verdict, reason, view)``, verdict True
+    (healthy), False (runs, but not as the policy says: stop waiting) or None (not yet:
+    not listening, not settled, or its health command still fails). ``label`` words a
+    healthy result ("running as", "started,")."""
+    view = confine.read_process_view(pid, ctx["root"])
+    missing = missing_ports(app, ctx["root"])
+    if missing:
+        return None, "not listening on %s" % ", ".join(missing), view
+    if view is None or not settled:
+        return None, "settling", view
+    wrong = confine.matches_expected(view, expected) if expected else []
+    if wrong:
+        keys = [k for k in confine.KEYS_ORDER if k in expected]
+        return False, "runs with %s, the policy says %s" % (
+            confine.descriptor(view, keys, view["last_cap"]), confine.descriptor(expected, keys, view["last_cap"])), view
+    if app["health_command"]:
+        ok, message = run_health_command(ctx["run"], app["health_command"])
+        return (True if ok else None), message, view
+    return True, "%s pid %d%s" % (label, pid, ", listening" if app["ports"] else ""), view
+

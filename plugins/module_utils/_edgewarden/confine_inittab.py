@@ -600,25 +600,10 @@ def wait_healthy(app, original, expected, ctx):
             # init started it more than twice: it keeps dying
             return False, "%s keeps exiting (respawned as pids %s)" % (app["name"], ", ".join(str(p) for p in sorted(seen))), None
         if pids:
-            missing = host.missing_ports(app, ctx["root"])
-            view = confine.read_process_view(pids[0], ctx["root"])
-            if missing:
-                reason = "not listening on %s" % ", ".join(missing)
-            elif view is not None and clock.now() - since >= ctx["settle"]:
-                wrong = confine.matches_expected(view, expected) if expected else []
-                if wrong:
-                    keys = [k for k in confine.KEYS_ORDER if k in expected]
-                    return False, "runs with %s, the policy says %s" % (
-                        confine.descriptor(view, keys, view["last_cap"]), confine.descriptor(expected, keys, view["last_cap"])), view
-                if app["health_command"]:
-                    ok, message = host.run_health_command(ctx["run"], app["health_command"])
-                    if ok:
-                        return True, message, view
-                    reason = message
-                else:
-                    return True, "running as pid %d%s" % (pids[0], ", listening" if app["ports"] else ""), view
-            else:
-                reason = "settling"
+            verdict, reason, view = host.judge_process(app, pids[0], expected, ctx,
+                                                       clock.now() - since >= ctx["settle"], "running as")
+            if verdict is not None:
+                return verdict, reason, view
         else:
             reason = "no process for the entry"
         if clock.now() >= deadline:

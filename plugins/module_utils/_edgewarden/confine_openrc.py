@@ -368,26 +368,10 @@ def wait_healthy(app, current, expected, ctx, rc_service):
         else:
             if pids[0] != seen:
                 seen, since = pids[0], clock.now()
-            view = confine.read_process_view(pids[0], ctx["root"])
-            missing = host.missing_ports(app, ctx["root"])
-            if missing:
-                reason = "not listening on %s" % ", ".join(missing)
-            elif view is not None and clock.now() - since >= ctx["settle"]:
-                wrong = confine.matches_expected(view, expected) if expected else []
-                if wrong:
-                    keys = [k for k in confine.KEYS_ORDER if k in expected]
-                    return False, "runs with %s, the policy says %s" % (
-                        confine.descriptor(view, keys, view["last_cap"]),
-                        confine.descriptor(expected, keys, view["last_cap"])), view
-                if app["health_command"]:
-                    ok, message = host.run_health_command(ctx["run"], app["health_command"])
-                    if ok:
-                        return True, message, view
-                    reason = message
-                else:
-                    return True, "started, pid %d%s" % (pids[0], ", listening" if app["ports"] else ""), view
-            else:
-                reason = "settling"
+            verdict, reason, view = host.judge_process(app, pids[0], expected, ctx,
+                                                       clock.now() - since >= ctx["settle"], "started,")
+            if verdict is not None:
+                return verdict, reason, view
         if clock.now() >= deadline:
             return False, "not healthy after %ds: %s" % (ctx["timeout"], reason), None
         clock.sleep(POLL)

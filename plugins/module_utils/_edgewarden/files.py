@@ -46,7 +46,7 @@ class ValidationError(Exception):
     """The candidate content was refused by its validator; nothing was replaced."""
 
 
-def _fsync_directory(directory):
+def fsync_directory(directory):
     """Make the rename itself durable: a power cut right after it must not bring back the
     old file (or no file). Best effort: some filesystems refuse fsync on a directory."""
     try:
@@ -82,7 +82,7 @@ def atomic_write(path, content, mode=0o644, validate=None):
                 raise ValidationError(message)
         os.rename(tmp, path)
         tmp = None
-        _fsync_directory(directory)
+        fsync_directory(directory)
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)

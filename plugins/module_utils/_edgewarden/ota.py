@@ -28,7 +28,7 @@ import stat
 
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import delta, ed25519
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import CHANGED, UNCHANGED, record
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.files import is_readonly_fs
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.files import fsync_directory, is_readonly_fs
 
 DEFAULT_PUBLIC_KEY = "/etc/edgewarden/ota-signing.pub"
 ID_PREFIX = "integrity.ota/"
@@ -178,19 +178,6 @@ def _verified_digest(path, key, signature):
     return sha.hexdigest(), ok
 
 
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; the rename is done
-    finally:
-        os.close(fd)
-
-
 def commit(dest, partial, key_info, signature, sha256, size, mode):
     """Check the rebuilt file and rename it over ``dest``; returns the change record."""
     have = os.path.getsize(partial)
@@ -216,7 +203,7 @@ def commit(dest, partial, key_info, signature, sha256, size, mode):
     if before.get("regular") and os.geteuid() == 0:
         os.chown(partial, before["uid"], before["gid"])
     os.rename(partial, dest)
-    _fsync_dir(os.path.dirname(dest) or ".")
+    fsync_directory(os.path.dirname(dest) or ".")
     return record(ID_PREFIX + dest, before_sha, sha256, "persisted",
                   UNCHANGED if before_sha == sha256 else CHANGED, "installed (signature and sha256 verified)")
 
