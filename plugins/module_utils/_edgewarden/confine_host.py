@@ -328,4 +328,3 @@ def judge_process(app, pid, expected, ctx, settled, label):
         ok, message = run_health_command(ctx["run"], app["health_command"])
         return (True if ok else None), message, view
     return True, "%s pid %d%s" % (label, pid, ", listening" if app["ports"] else ""), view
-
