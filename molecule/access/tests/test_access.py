@@ -91,6 +91,22 @@ def test_jump_user_cannot_forward_elsewhere(operator_config, target):
     assert "administratively prohibited" in res.stderr, res.stderr
 
 
+def wait_for_forward(port, proc, seconds=60):
+    """A connection to ssh's local forward once it listens (after the login, which takes a
+    while on a loaded machine); fails naming ssh's own error if ssh exits first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=1)
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError("ssh -L exited with %s before listening: %s"
+                                     % (proc.returncode, proc.stderr.read() if proc.stderr else ""))
+            if time.monotonic() > deadline:
+                raise AssertionError("ssh -L was not listening on port %d after %d s" % (port, seconds))
+            time.sleep(0.2)
+
+
 def test_jump_user_cannot_forward_with_L(operator_config):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -100,12 +116,7 @@ def test_jump_user_cannot_forward_with_L(operator_config):
                              "bastion"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        for _attempt in range(50):
-            try:
-                conn = socket.create_connection(("127.0.0.1", port), timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        conn = wait_for_forward(port, proc)
         conn.settimeout(5)
         assert conn.recv(100) == b""  # the bastion refused the channel: the local end closes
         conn.close()
@@ -239,12 +250,7 @@ def test_ssh_audit_no_failures():
                              "-L", "127.0.0.1:%d:%s:22" % (port, OPENSSH_DEVICE), "ew-bastion"],
                             stdin=subprocess.DEVNULL)
     try:
-        for _attempt in range(50):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for_forward(port, proc).close()
         res = subprocess.run(["ssh-audit", "--no-colors", "-p", str(port), "127.0.0.1"], capture_output=True,
                              text=True, timeout=120, check=False)
     finally:
