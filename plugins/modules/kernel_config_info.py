@@ -16,8 +16,8 @@ author:
 description:
   - Reads the kernel build configuration (C(/proc/config.gz), else C(/boot/config-<release>), else
     C(/lib/modules/<release>/config)) and C(/proc/cmdline), and compares them with a list of recommendations.
-  - Report-only, for people who build their own images (Yocto, Buildroot) - it never changes anything and
-    never fails because options are missing.
+  - Report-only, for people who build their own images (Yocto, Buildroot) - it never changes anything. Missing
+    recommendations are listed in one warning, and fail the task only with O(fail_on_missing=true).
   - Without recommendations it uses a built-in list based on the Kernel Self Protection Project (KSPP)
     recommended settings, trimmed to what matters on edge devices.
   - Recommendations for another architecture are skipped. The architecture is taken from the config itself
@@ -87,6 +87,11 @@ options:
       - Audit this config file (plain text or gzip when it ends in C(.gz)) instead of the running kernel's.
       - The command line is still the running kernel's.
     type: path
+  fail_on_missing:
+    description:
+      - Fail when any recommendation is missing (for image CI), listing them all.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -196,6 +201,7 @@ ARGUMENT_SPEC = dict(
     recommendations=dict(type="list", elements="dict", options=_REC),
     cmdline_recommendations=dict(type="list", elements="dict", options=_CMD),
     config_path=dict(type="path"),
+    fail_on_missing=dict(type="bool", default=False),
 )
 
 
@@ -213,6 +219,11 @@ def main():
         source, text = kconfig.read_config()
     report = kconfig.audit(text, kconfig.read_cmdline(), p["recommendations"], p["cmdline_recommendations"],
                            machine=os.uname()[4], source=source)
+    if report["missing"]:
+        if p["fail_on_missing"]:
+            module.fail_json(msg="Kernel build options differ from the recommendations: %s"
+                             % kconfig.missing_summary(report), **report)
+        module.warn(kconfig.missing_summary(report))
     module.exit_json(changed=False, **report)
 
 

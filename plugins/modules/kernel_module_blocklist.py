@@ -20,8 +20,8 @@ description:
     C(/etc/modprobe.d/*.conf).
   - With O(unload=true), listed modules that are loaded and unused (reference count 0, or held only by other
     listed modules, which are unloaded first) are unloaded with C(rmmod), or C(modprobe -r) when C(rmmod) is
-    missing. Modules in use stay loaded and are reported in RV(in_use) with what holds them; they are blocked
-    from the next boot on.
+    missing. Modules in use stay loaded and are reported in RV(in_use) with what holds them, and in one warning;
+    they are blocked from the next boot on.
   - Unloading is skipped, and reported, when neither tool exists or the process lacks C(CAP_SYS_MODULE)
     (containers, namespaced hosts sharing a kernel).
   - Modules built into the kernel (listed in C(/lib/modules/RELEASE/modules.builtin)) cannot be blocked this way;
@@ -172,6 +172,8 @@ def main():
                       tools=tools, runner=runner, check_mode=module.check_mode)
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    if result.get("in_use"):  # absent when the input was refused
+        module.warn(kmod.in_use_summary(result["in_use"]))
     diff = result.pop("diff", None)
     if module._diff and diff and diff["before"] != diff["after"]:
         result["diff"] = diff

@@ -20,7 +20,8 @@ description:
   - Each process comes with its pid, parent pid, name, executable, command line and, when it runs under
     systemd, its unit (from C(/proc/PID/cgroup)).
   - With O(allowed), every listener is checked against the allowlist and those outside it are returned in
-    RV(unexpected), each with a one-line description naming its processes.
+    RV(unexpected), each with a one-line description naming its processes, and named in one warning; with
+    O(fail_on_unexpected=true) they fail the task instead.
   - Never changes anything.
 options:
   allowed:
@@ -56,6 +57,11 @@ options:
   ignore_loopback:
     description:
       - Treat listeners bound to loopback addresses as allowed (they cannot be reached from the network).
+    type: bool
+    default: false
+  fail_on_unexpected:
+    description:
+      - Fail when any listener is outside O(allowed), naming them all (the listeners are still returned).
     type: bool
     default: false
 extends_documentation_fragment:
@@ -180,6 +186,7 @@ ARGUMENT_SPEC = dict(
         why=dict(type="str"),
     )),
     ignore_loopback=dict(type="bool", default=False),
+    fail_on_unexpected=dict(type="bool", default=False),
 )
 
 
@@ -195,11 +202,15 @@ def main():
                               "listening", detail=("allowed: %s" % sock["allowed"]) if sock["allowed"]
                               else "unexpected: %s" % sock["description"]))
     unexpected = [sock for sock in listeners if not sock["allowed"]]
-    module.exit_json(
-        changed=False, listeners=listeners, unexpected=unexpected, records=records,
-        summary={"total": len(listeners), "unexpected": len(unexpected),
-                 "without_process": len([s for s in listeners if not s["processes"]])},
-    )
+    result = dict(changed=False, listeners=listeners, unexpected=unexpected, records=records,
+                  summary={"total": len(listeners), "unexpected": len(unexpected),
+                           "without_process": len([s for s in listeners if not s["processes"]])})
+    if unexpected:
+        summary = procfs.unexpected_listeners_summary(unexpected)
+        if module.params["fail_on_unexpected"]:
+            module.fail_json(msg=summary, **result)
+        module.warn(summary)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

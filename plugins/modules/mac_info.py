@@ -17,8 +17,14 @@ description:
   - Reads the active Linux security modules (C(/sys/kernel/security/lsm), or AppArmor's and SELinux's own files
     where securityfs is not mounted), AppArmor's and SELinux's state, C(/etc/selinux/config), and which
     management tools are installed, and says which path to take, C(apparmor), C(selinux) or C(none).
+  - On path C(none) it says so in a warning, or fails with O(required=true).
   - Never writes anything. Uses only the Python standard library on the target.
-options: {}
+options:
+  required:
+    description:
+      - Fail when neither AppArmor nor SELinux is active, saying how to get one.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -87,12 +93,20 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import mac
 
 
-ARGUMENT_SPEC = {}
+ARGUMENT_SPEC = dict(
+    required=dict(type="bool", default=False),
+)
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    module.exit_json(changed=False, **mac.read_state("/"))
+    state = mac.read_state("/")
+    if state["path"] == "none":
+        message = mac.no_mac_message(state["lsm"], module.params["required"])
+        if module.params["required"]:
+            module.fail_json(msg=message, **state)
+        module.warn(message)
+    module.exit_json(changed=False, **state)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ class LeanModuleAction(ActionBase):
             return dict(failed=True, msg="edgewarden lean transport: no module result (rc=%s)" % res.get("rc"),
                         module_stdout=res.get("stdout", ""), module_stderr=res.get("stderr", ""), rc=res.get("rc"))
         data = remove_values(data, validated._no_log_values)
+        # one line per host and warning: in a fleet run the host is what says where to look
         for warning in data.pop("warnings", []):
-            self._display.warning(warning)
+            self._display.warning("%s: %s" % (task_vars.get("inventory_hostname", "?"), warning))
         return data

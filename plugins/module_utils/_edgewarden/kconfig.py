@@ -335,6 +335,13 @@ def audit(config_text, cmdline_text, recommendations=None, cmdline_recommendatio
             "ok": k_ok + c_ok, "missing": k_missing + c_missing, "unknown": k_unknown + c_unknown}
 
 
+def missing_summary(report):
+    """One line for people: how many recommendations are missing, from which config, which."""
+    return "%d recommendation(s) missing (config: %s): %s" % (
+        len(report["missing"]), report["source"] or "not readable",
+        ", ".join(item["option"] for item in report["missing"]))
+
+
 # --- readers ----------------------------------------------------------------------
 
 

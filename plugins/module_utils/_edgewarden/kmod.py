@@ -276,6 +276,12 @@ def write(root, path, content):
     atomic_write(host, content, mode=0o644)
 
 
+def in_use_summary(in_use):
+    """One line for people: the blocked modules that stay loaded until the next boot, and why."""
+    return "%d blocked module(s) stay loaded until the next boot: %s" % (
+        len(in_use), "; ".join("%s (%s)" % (entry["name"], entry["reason"]) for entry in in_use))
+
+
 def run(modules, root="/", path=DEFAULT_PATH, install_command=DEFAULT_INSTALL_COMMAND, unload=True,
         tools=None, runner=None, check_mode=False, release=None):
     """Read, plan and (outside check mode) apply. Returns the module result as a dict."""

@@ -55,6 +55,15 @@ def choose_path(lsm, apparmor_enabled, selinux_mode):
     return "none"
 
 
+def no_mac_message(lsm, required):
+    """What to tell people when neither AppArmor nor SELinux is active (path ``none``)."""
+    active = "active LSMs: %s" % (", ".join(lsm) if lsm else "none readable")
+    if required:
+        return ("MAC is required, but neither AppArmor nor SELinux is active (%s). Boot a kernel with apparmor or "
+                "selinux in its LSM list (lsm=... or security=... on the command line)." % active)
+    return "Neither AppArmor nor SELinux is active (%s): no profile or policy is applied." % active
+
+
 def read_state(root="/"):
     lsm, source = interpret_lsm(read_text(_path(root, LSM_PATH)), read_first_line(_path(root, APPARMOR_ENABLED_PATH)),
                                 os.path.exists(_path(root, SELINUX_ENFORCE_PATH)))

@@ -401,3 +401,9 @@ def describe_listener(sock):
             text += " (%s)" % " ".join(" ".join(proc["cmdline"]).split())[:120]
         owners.append(text)
     return "%s %s %s" % (sock["proto"], shown, "; ".join(owners) if owners else "owner unknown")
+
+
+def unexpected_listeners_summary(unexpected):
+    """One line for people: how many listeners are outside the allowlist, each described."""
+    return "%d listener(s) outside the allowlist: %s" % (
+        len(unexpected), "; ".join(sock["description"] for sock in unexpected))

@@ -192,6 +192,15 @@ def test_audit_takes_arch_from_the_config_and_reports_source():
     assert "CONFIG_LEGACY_VSYSCALL_NONE" not in [i["option"] for i in report["missing"] + report["ok"]]
 
 
+def test_missing_summary_names_count_source_and_options():
+    report = kconfig.audit(CONFIG, "quiet", RECS, [], machine="x86_64", source="/boot/config-6.6.0")
+    summary = kconfig.missing_summary(report)
+    names = [i["option"] for i in report["missing"]]
+    assert names and summary == "%d recommendation(s) missing (config: /boot/config-6.6.0): %s" % (
+        len(names), ", ".join(names))
+    assert "(config: not readable)" in kconfig.missing_summary(dict(report, source=None))
+
+
 def test_audit_without_config_or_cmdline_is_all_unknown_and_uses_builtin_lists():
     report = kconfig.audit(None, None, machine="aarch64", source=None)
     assert report["source"] is None and report["arch"] == "arm64"

@@ -191,3 +191,9 @@ def test_run_reports_failed_unload_and_missing_capability(tmp_path):
 ])
 def test_unload_command(tools, expected):
     assert kmod.unload_command(tools, "dccp") == expected
+
+
+def test_in_use_summary_names_every_module_and_reason():
+    in_use = [{"name": "bluetooth", "reason": "in use: used by btusb"}, {"name": "uas", "reason": "unload failed: busy"}]
+    assert kmod.in_use_summary(in_use) == ("2 blocked module(s) stay loaded until the next boot: "
+                                           "bluetooth (in use: used by btusb); uas (unload failed: busy)")

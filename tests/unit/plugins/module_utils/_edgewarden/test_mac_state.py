@@ -55,3 +55,12 @@ def test_read_state_selinux_enforcing(tmp_path):
     write(tmp_path, "/sys/fs/selinux/enforce", "1")
     state = mac.read_state(str(tmp_path))
     assert state["path"] == "selinux" and state["selinux"]["mode"] == "enforcing" and state["lsm"] == ["selinux"]
+
+
+def test_no_mac_message_names_the_active_lsms_and_the_way_out_when_required():
+    told = mac.no_mac_message(["lockdown", "yama"], required=False)
+    assert told == ("Neither AppArmor nor SELinux is active (active LSMs: lockdown, yama): "
+                    "no profile or policy is applied.")
+    failed = mac.no_mac_message([], required=True)
+    assert "neither AppArmor nor SELinux is active (active LSMs: none readable)" in failed
+    assert "lsm=... or security=..." in failed

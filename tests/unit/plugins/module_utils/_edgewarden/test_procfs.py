@@ -20,15 +20,16 @@ from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.p
     listening_sockets_with_owners,
     parse_cgroup_unit,
     parse_cmdline,
-    parse_stat_ppid,
-    process_info,
-    socket_owners,
     parse_meminfo,
     parse_mounts,
     parse_os_release,
     parse_proc_net,
+    parse_stat_ppid,
+    process_info,
     read_bytes,
+    socket_owners,
     unescape_mount_field,
+    unexpected_listeners_summary,
 )
 
 # Samples as printed by a little-endian (x86_64/arm64) kernel.
@@ -393,3 +394,9 @@ def test_is_loopback(address, expected):
 ])
 def test_listener_allowed(listener, allowed, ignore_loopback, expected):
     assert bool(listener_allowed(listener, allowed, ignore_loopback)) is expected
+
+
+def test_unexpected_listeners_summary_counts_and_describes_each():
+    socks = [{"description": "tcp 0.0.0.0:8081 pid 412 python3"}, {"description": "udp [::]:5353 owner unknown"}]
+    assert unexpected_listeners_summary(socks) == (
+        "2 listener(s) outside the allowlist: tcp 0.0.0.0:8081 pid 412 python3; udp [::]:5353 owner unknown")
