@@ -10,8 +10,10 @@ code, the _edgewarden helpers it imports and four AnsibleModule methods. This tr
 validates the arguments on the controller with ansible-core's own ArgumentSpecValidator (bad
 input fails before the device is contacted), zips the module, the helpers it imports
 (followed through their imports) and lean_runtime.py as ``ansible.module_utils.basic``, and
-pipes the zip to a short bootstrap on the device that imports from memory: nothing is
-written on the device.
+pipes the zip to a short bootstrap on the device that imports from memory. The one thing
+it may write is a copy of that zip in a tmpfs directory (``/run/edgewarden-lean`` by default,
+see :func:`build_payload`), so later calls send its digest instead of the code; nothing
+reaches the device's flash.
 
 On a slow link every byte counts, both ways: the sources travel without comments and
 docstrings (blanked, so line numbers in a device-side traceback still match the checkout),
@@ -46,7 +48,44 @@ import importlib.abc, importlib.util
 data = sys.stdin.buffer.read()
 size = struct.unpack('>I', data[:4])[0]
 args = json.loads(data[4:4 + size].decode('utf-8'))
-z = zipfile.ZipFile(io.BytesIO(zlib.decompress(data[4 + size:])))
+code = data[4 + size:]
+cache = args.pop('code_cache', None)
+if cache:
+    import hashlib, os
+    path = os.path.join(cache['dir'], cache['sha256'] + '.zz')
+    if not code:
+        try:
+            with open(path, 'rb') as f:
+                code = f.read()
+        except (IOError, OSError):
+            pass
+        if hashlib.sha256(code).hexdigest() != cache['sha256']:
+            sys.stdout.write('EWMISS\n')
+            sys.exit(0)
+    else:
+        mounts = []
+        try:
+            with open('/proc/mounts') as f:
+                mounts = [line.split()[1:3] for line in f if len(line.split()) > 2]
+        except (IOError, OSError):
+            pass
+        where = max([m for m in mounts if (cache['dir'] + '/').startswith(m[0].rstrip('/') + '/')] or [['', '']],
+                    key=lambda m: len(m[0]))
+        if cache.get('any_fs') or where[1] in ('tmpfs', 'ramfs'):
+            try:
+                if not os.path.isdir(cache['dir']):
+                    os.mkdir(cache['dir'], 0o700)
+                tmp = '%s.%d' % (path, os.getpid())
+                with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'wb') as f:
+                    f.write(code)
+                os.rename(tmp, path)
+                sys.stdout.write('EWCACHED\n')
+                kept = sorted((os.path.getmtime(os.path.join(cache['dir'], n)), n) for n in os.listdir(cache['dir']))
+                for _mtime, name in kept[:-cache.get('keep', 64)]:
+                    os.unlink(os.path.join(cache['dir'], name))
+            except (IOError, OSError):
+                pass
+z = zipfile.ZipFile(io.BytesIO(zlib.decompress(code)))
 names = set(z.namelist())
 class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
@@ -227,12 +266,39 @@ def cached_code_archive(collection_root, module_path, cache_dir):
     return code
 
 
-def build_payload(collection_root, module_source, params, check_mode, diff, code=None):
-    """What the bootstrap reads on stdin (binary): the arguments, then the code archive."""
+def build_payload(collection_root, module_source, params, check_mode, diff, code=None, code_cache=None):
+    """What the bootstrap reads on stdin (binary): the arguments, then the code archive.
+
+    With ``code_cache`` (``{"dir": ..., "sha256": <digest of the archive>}``) the device keeps
+    the archive in that directory, on tmpfs only (RAM: the newest 64 archives, ``keep``),
+    and answers ``EWCACHED``; a later call may
+    then send ``code=b""`` and the digest alone. The device checks the digest of what it
+    reads there before running it, and answers ``EWMISS`` when the copy is gone or altered.
+    """
     if code is None:
         code = code_archive(collection_root, module_source)
-    args = json.dumps({"params": params, "check_mode": bool(check_mode), "diff": bool(diff)}).encode("utf-8")
+    fields = {"params": params, "check_mode": bool(check_mode), "diff": bool(diff)}
+    if code_cache:
+        fields["code_cache"] = code_cache
+    args = json.dumps(fields).encode("utf-8")
     return struct.pack(">I", len(args)) + args + code
+
+
+CODE_CACHED = "EWCACHED"  # the device kept the archive it was sent
+CODE_MISS = "EWMISS"  # the device has no intact copy of the archive named: send it
+
+
+def code_cache_answer(stdout):
+    """``CODE_CACHED``, ``CODE_MISS`` or None: what the bootstrap said about its code cache
+    (its own line, before anything the module prints)."""
+    for line in stdout.splitlines()[:3]:
+        if line.strip() in (CODE_CACHED, CODE_MISS):
+            return line.strip()
+    return None
+
+
+def archive_digest(code):
+    return hashlib.sha256(code).hexdigest()
 
 
 def parse_result(stdout):

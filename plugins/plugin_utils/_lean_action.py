@@ -13,6 +13,7 @@ connection is local, or the task is async.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import shlex
@@ -28,6 +29,8 @@ from ansible_collections.edgewarden.hardening.plugins.plugin_utils import _lean
 MODULES_PACKAGE = "ansible_collections.edgewarden.hardening.plugins.modules."
 # AnsibleModule keyword arguments that are constraints the validator understands
 CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
+# where a device keeps the code archives it was sent (tmpfs only: the bootstrap checks)
+DEVICE_CACHE_DIR = "/run/edgewarden-lean"
 
 
 class LeanModuleAction(ActionBase):
@@ -81,10 +84,7 @@ class LeanModuleAction(ActionBase):
 
         root = code.__file__[:code.__file__.index("/plugins/modules/")]
         archive = _lean.cached_code_archive(root, code.__file__, self._lean_cache_dir())
-        payload = _lean.build_payload(root, None, validated.validated_parameters,
-                                      self._play_context.check_mode, self._play_context.diff, code=archive)
-        cmd = "%s -c %s" % (shlex.quote(interpreter), shlex.quote(_lean.BOOTSTRAP))
-        res = self._low_level_execute_command(cmd, sudoable=True, in_data=payload)
+        res = self._execute_lean(task_vars, interpreter, root, archive, validated.validated_parameters)
         data = _lean.parse_result(res.get("stdout", ""))
         if data is None:
             return dict(failed=True, msg="edgewarden lean transport: no module result (rc=%s)" % res.get("rc"),
@@ -94,3 +94,49 @@ class LeanModuleAction(ActionBase):
         for warning in data.pop("warnings", []):
             self._display.warning("%s: %s" % (task_vars.get("inventory_hostname", "?"), warning))
         return data
+
+    def _execute_lean(self, task_vars, interpreter, root, archive, params):
+        """One run of the bootstrap. The code travels once per device and boot: after the
+        device said it kept a copy (in tmpfs, ``edgewarden_lean_device_cache``), later calls
+        send only its digest; a device that lost or altered its copy says so, and the call
+        is made again with the code (one more round trip, then cached again)."""
+        device_dir = self._templar.template(task_vars.get("edgewarden_lean_device_cache", DEVICE_CACHE_DIR)) or ""
+        cache = {"dir": device_dir, "sha256": _lean.archive_digest(archive)} if device_dir else None
+        marker = self._code_sent_marker(task_vars, cache["sha256"]) if cache else None
+        cmd = "%s -c %s" % (shlex.quote(interpreter), shlex.quote(_lean.BOOTSTRAP))
+        send_code = marker is None or not os.path.exists(marker)
+        while True:
+            payload = _lean.build_payload(root, None, params, self._play_context.check_mode, self._play_context.diff,
+                                          code=archive if send_code else b"", code_cache=cache)
+            res = self._low_level_execute_command(cmd, sudoable=True, in_data=payload)
+            answer = _lean.code_cache_answer(res.get("stdout", ""))
+            if answer == _lean.CODE_MISS and not send_code:
+                _forget(marker)
+                send_code = True
+                continue
+            if answer == _lean.CODE_CACHED and marker:
+                _remember(marker)
+            return res
+
+    def _code_sent_marker(self, task_vars, digest):
+        """A file on the controller per device and archive: present once the device kept it."""
+        host = "%s\0%s\0%s" % (task_vars.get("inventory_hostname"), self._play_context.remote_addr,
+                               self._play_context.port)
+        return os.path.join(self._lean_cache_dir(), "sent", hashlib.sha256(host.encode("utf-8")).hexdigest()[:32],
+                            digest)
+
+
+def _remember(marker):
+    try:
+        os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
+        with open(marker, "a"):
+            pass
+    except OSError:
+        pass  # not remembered: the next call sends the code again, still correct
+
+
+def _forget(marker):
+    try:
+        os.unlink(marker)
+    except OSError:
+        pass

@@ -151,3 +151,62 @@ def test_code_archive_is_cached_until_a_source_changes(tmp_path):
     second = _lean.cached_code_archive(str(root), module, str(cache))
     assert second != first and b"EDITED_MARKER" in zlib.decompress(second)
     assert len(list(cache.iterdir())) == 2
+
+
+def run_cached(python, code, cache):
+    payload = _lean.build_payload(ROOT, None, {"gather": ["aslr"]}, True, False, code=code, code_cache=cache)
+    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP], input=payload, capture_output=True, check=False)
+    out = proc.stdout.decode()
+    return proc.returncode, _lean.code_cache_answer(out), _lean.parse_result(out), proc.stderr.decode()
+
+
+@pytest.mark.parametrize("python", device_pythons())
+def test_device_keeps_the_code_then_runs_it_from_its_digest(python, tmp_path):
+    archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
+    cache = {"dir": str(tmp_path / "lean"), "sha256": _lean.archive_digest(archive), "any_fs": True}
+    rc, answer, result, err = run_cached(python, archive, cache)
+    assert rc == 0 and answer == _lean.CODE_CACHED and "ansible_facts" in result, err
+    kept = tmp_path / "lean" / (cache["sha256"] + ".zz")
+    assert kept.read_bytes() == archive and oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "lean").stat().st_mode & 0o777) == "0o700"
+    # the digest alone: the device runs its copy
+    rc, answer, result, err = run_cached(python, b"", cache)
+    assert rc == 0 and answer is None and result["ansible_facts"]["edgewarden_device"]["aslr"], err
+    # an altered copy is never run: the device asks for the code
+    kept.write_bytes(archive[:-1] + bytes([archive[-1] ^ 1]))
+    assert run_cached(python, b"", cache)[1:3] == (_lean.CODE_MISS, None)
+    kept.unlink()
+    assert run_cached(python, b"", cache)[1:3] == (_lean.CODE_MISS, None)
+
+
+@pytest.mark.parametrize("python", device_pythons()[:1])
+def test_device_keeps_only_the_newest_copies(python, tmp_path):
+    archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
+    lean = tmp_path / "lean"
+    lean.mkdir()
+    for age, name in enumerate(["old1.zz", "old2.zz", "old3.zz"]):
+        (lean / name).write_bytes(b"x")
+        os.utime(str(lean / name), (1000 + age, 1000 + age))
+    cache = {"dir": str(lean), "sha256": _lean.archive_digest(archive), "any_fs": True, "keep": 2}
+    assert run_cached(python, archive, cache)[1] == _lean.CODE_CACHED
+    assert sorted(p.name for p in lean.iterdir()) == sorted(["old3.zz", cache["sha256"] + ".zz"])
+
+
+@pytest.mark.parametrize("python", device_pythons()[:1])
+def test_device_keeps_no_code_outside_tmpfs(python, tmp_path):
+    archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
+    # tmp_path on the machine's disk stands for a device whose /run is not tmpfs
+    fs = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    if fs.strip() in ("tmpfs", "ramfs"):
+        pytest.skip("tmp_path is on %s here" % fs.strip())
+    cache = {"dir": str(tmp_path / "lean"), "sha256": _lean.archive_digest(archive)}
+    rc, answer, result, err = run_cached(python, archive, cache)
+    assert rc == 0 and answer is None and "ansible_facts" in result, err
+    assert not (tmp_path / "lean").exists()
+
+
+def test_code_cache_answer_is_read_from_the_first_lines_only():
+    assert _lean.code_cache_answer("EWCACHED\n{\"changed\": false}\n") == _lean.CODE_CACHED
+    assert _lean.code_cache_answer("EWMISS\n") == _lean.CODE_MISS
+    assert _lean.code_cache_answer('{"msg": "EWMISS"}\n') is None
+    assert _lean.code_cache_answer("a\nb\nc\nEWMISS\n") is None
