@@ -5,8 +5,10 @@ import ast
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import zlib
 
 import pytest
@@ -192,17 +194,27 @@ def test_device_keeps_only_the_newest_copies(python, tmp_path):
     assert sorted(p.name for p in lean.iterdir()) == sorted(["old3.zz", cache["sha256"] + ".zz"])
 
 
+def disk_directory(candidates):
+    """The first candidate directory not on tmpfs/ramfs: it stands for a device whose /run is
+    on flash (the checkout is on disk wherever the suite runs; /tmp may be tmpfs)."""
+    for path in candidates:
+        fs = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, check=True).stdout
+        if fs.strip() not in ("tmpfs", "ramfs"):
+            return str(path)
+    raise AssertionError("no directory on disk among %s" % (candidates,))
+
+
 @pytest.mark.parametrize("python", device_pythons()[:1])
 def test_device_keeps_no_code_outside_tmpfs(python, tmp_path):
     archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
-    # tmp_path on the machine's disk stands for a device whose /run is not tmpfs
-    fs = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True, check=True).stdout
-    if fs.strip() in ("tmpfs", "ramfs"):
-        pytest.skip("tmp_path is on %s here" % fs.strip())
-    cache = {"dir": str(tmp_path / "lean"), "sha256": _lean.archive_digest(archive)}
-    rc, answer, result, err = run_cached(python, archive, cache)
-    assert rc == 0 and answer is None and "ansible_facts" in result, err
-    assert not (tmp_path / "lean").exists()
+    base = tempfile.mkdtemp(prefix=".ew-test-lean-", dir=disk_directory([tmp_path, ROOT, "/var/tmp"]))
+    try:
+        cache = {"dir": os.path.join(base, "lean"), "sha256": _lean.archive_digest(archive)}
+        rc, answer, result, err = run_cached(python, archive, cache)
+        assert rc == 0 and answer is None and "ansible_facts" in result, err
+        assert not os.path.exists(cache["dir"])
+    finally:
+        shutil.rmtree(base)
 
 
 def test_code_cache_answer_is_read_from_the_first_lines_only():
