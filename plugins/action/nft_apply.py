@@ -26,9 +26,16 @@ class ActionModule(CommitConfirmAction):
                            "block the controller; use the console")
     LOST_ANSWER_HINT = ": run again to make sure the table is persisted"
 
+    ACTION_ARGS = CommitConfirmAction.ACTION_ARGS + ("fail_on_unsupported",)
+
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         result.pop("persist_needed", None)  # a message between the steps, not a result
+        unsupported = [r for r in result.get("records") or [] if r.get("status") == "unsupported"]
+        strict = boolean(self._task.args.get("fail_on_unsupported", False), strict=False)
+        if unsupported and strict and not result.get("failed"):
+            result.update(failed=True, msg="unsupported on this device (fail_on_unsupported): %s"
+                          % "; ".join(str(r.get("detail")) for r in unsupported))
         return result
 
     def not_armed(self, result, args, task_vars, apply):

@@ -77,6 +77,13 @@ options:
       - Persist the table for boot after it was confirmed. When V(false) no persisted records are returned.
     type: bool
     default: true
+  fail_on_unsupported:
+    description:
+      - Fail the task when part of the work is unsupported on this device (C(nft) missing, the table not
+        persisted for boot), listing what. What could be done is still done and confirmed.
+      - Read by the action plugin; the module itself reports such parts as C(unsupported) records and a warning.
+    type: bool
+    default: false
   persist_path:
     description:
       - Write the persisted table to this file instead of the automatic place, and wire nothing; loading it at
@@ -99,6 +106,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - edgewarden.hardening.input_check
 attributes:
   check_mode:
     support: full
@@ -271,6 +279,10 @@ from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden i
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES, record
 
 ARGUMENT_SPEC = dict(
+    # read by the action plugin (plugins/doc_fragments/input_check.py), never sent
+    input_problems=dict(type="list", elements="str", default=[]),
+    input_owner=dict(type="str"),
+    fail_on_unsupported=dict(type="bool", default=False),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     ruleset=dict(type="str"),
     table=dict(type="str", default="edgewarden"),

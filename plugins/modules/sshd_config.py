@@ -142,6 +142,7 @@ notes:
   - Dropbear has no per-address user restriction; restrict who reaches its port with the firewall.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - edgewarden.hardening.input_check
 attributes:
   check_mode:
     support: full
@@ -244,6 +245,9 @@ from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden i
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES
 
 ARGUMENT_SPEC = dict(
+    # read by the action plugin (plugins/doc_fragments/input_check.py), never sent
+    input_problems=dict(type="list", elements="str", default=[]),
+    input_owner=dict(type="str"),
     flavor=dict(type="str", default="auto", choices=["auto", "openssh", "dropbear"]),
     path=dict(type="path", default="/etc/ssh/sshd_config"),
     settings=dict(type="dict", default={}),

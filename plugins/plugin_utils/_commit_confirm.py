@@ -31,6 +31,7 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES
+from ansible_collections.edgewarden.hardening.plugins.plugin_utils._batch import problems_message
 from ansible_collections.edgewarden.hardening.plugins.plugin_utils._lean_action import LeanModuleAction
 
 display = Display()
@@ -68,6 +69,8 @@ class CommitConfirmAction(LeanModuleAction):
 
     MODULE = None
     LABEL = "change"
+    # options the action plugin reads and does not send (plugins/doc_fragments/input_check.py)
+    ACTION_ARGS = ("input_problems", "input_owner")
     DEFAULT_TIMEOUT = 120
     # keep trying a new connection until shortly before the deadline (a server that
     # restarts refuses for a moment); False: the first new connection must get in
@@ -90,7 +93,13 @@ class CommitConfirmAction(LeanModuleAction):
         return result
 
     def commit_confirm(self, result, task_vars):
-        args = dict(self._task.args)
+        args = dict((k, v) for k, v in self._task.args.items() if k not in self.ACTION_ARGS)
+        problems = self._task.args.get("input_problems") or []
+        if problems:
+            owner = self._task.args.get("input_owner") or self.MODULE.rsplit(".", 1)[-1]
+            result.update(failed=True, refused_on_controller=True,
+                          msg=problems_message(owner, [problems] if isinstance(problems, str) else problems))
+            return result
         for key in INTERNAL_ARGS:
             if args.get(key) not in (None, "apply"):
                 result.update(failed=True, msg="%s is set by the action plugin, not in the task" % key)

@@ -39,6 +39,7 @@ import zlib
 COLLECTION_PREFIX = "ansible_collections.edgewarden.hardening."
 RUNTIME = "plugins/module_utils/_edgewarden/lean_runtime.py"
 MODULE_ENTRY = "__edgewarden_module__.py"
+STEPS_DIR = "__edgewarden_steps__/"  # the batch action's modules, one file each
 RESULT_PREFIX = "EWZ1 "  # a compressed result line (lean_runtime.py writes it)
 
 # Runs on the device (python -c): imports the payload from memory, runs the module as __main__.
@@ -105,8 +106,11 @@ class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(compile(z.read(name), name, 'exec'), module.__dict__)
 sys.meta_path.insert(0, Finder())
 import ansible.module_utils.basic as basic
-basic.PAYLOAD_ARGS = args
-exec(compile(z.read('__edgewarden_module__.py'), '__edgewarden_module__.py', 'exec'), {'__name__': '__main__'})
+if 'steps' in args:
+    basic.run_steps(args, lambda name: z.read('__edgewarden_steps__/%s.py' % name))
+else:
+    basic.PAYLOAD_ARGS = args
+    exec(compile(z.read('__edgewarden_module__.py'), '__edgewarden_module__.py', 'exec'), {'__name__': '__main__'})
 """
 
 
@@ -215,8 +219,15 @@ CACHE_FORMAT = "1"
 
 
 def code_archive(collection_root, module_source):
-    """The module and everything it imports, slimmed, as one compressed zip (no arguments)."""
-    files = closure(collection_root, module_source)
+    """The module and everything it imports, slimmed, as one compressed zip (no arguments).
+
+    ``module_source`` may instead be a dict ``{module name: source}``: the archive of a batch
+    (several modules run in one device process, :func:`build_payload` ``steps``), each module
+    under ``__edgewarden_steps__/<name>.py``."""
+    sources = module_source if isinstance(module_source, dict) else {None: module_source}
+    files = {}
+    for source in sources.values():
+        files.update(closure(collection_root, source))
     entries = {}
     for path, source in files.items():
         entries["ansible_collections/edgewarden/hardening/" + path] = slim(source)
@@ -224,7 +235,8 @@ def code_archive(collection_root, module_source):
         entries["ansible/module_utils/basic.py"] = slim(handle.read())
     for init in _package_inits(list(entries)):
         entries.setdefault(init, "")
-    entries[MODULE_ENTRY] = slim(strip_docs(module_source))
+    for name, source in sources.items():
+        entries[STEPS_DIR + name + ".py" if name else MODULE_ENTRY] = slim(strip_docs(source))
     buf = io.BytesIO()
     # stored, then compressed as one stream: the files share most of their text
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
@@ -234,11 +246,17 @@ def code_archive(collection_root, module_source):
     return zlib.compress(buf.getvalue(), 9)
 
 
+def _module_paths(module_path):
+    """One module's path, or a batch's ``{name: path}``, as ``[(name or None, path)]``."""
+    return sorted(module_path.items()) if isinstance(module_path, dict) else [(None, module_path)]
+
+
 def _cache_key(collection_root, module_path):
-    """Changes whenever the module or any helper it could import changes (stat only: cheap)."""
+    """Changes whenever the module(s) or any helper they could import change (stat only: cheap)."""
     helpers = os.path.join(collection_root, "plugins", "module_utils", "_edgewarden")
     digest = hashlib.sha256(CACHE_FORMAT.encode())
-    for path in [module_path] + sorted(os.path.join(helpers, n) for n in os.listdir(helpers) if n.endswith(".py")):
+    digest.update(repr([name for name, _path in _module_paths(module_path)]).encode("utf-8"))
+    for path in [path for _name, path in _module_paths(module_path)] + sorted(os.path.join(helpers, n) for n in os.listdir(helpers) if n.endswith(".py")):
         st = os.stat(path)
         digest.update(("%s\0%d\0%d\n" % (path, st.st_mtime_ns, st.st_size)).encode("utf-8"))
     return digest.hexdigest()
@@ -246,15 +264,19 @@ def _cache_key(collection_root, module_path):
 
 def cached_code_archive(collection_root, module_path, cache_dir):
     """:func:`code_archive`, built once per change of the sources: building it parses every
-    helper (about 0.1 s of controller CPU), and a fleet run needs it for every host and task."""
+    helper (about 0.1 s of controller CPU), and a fleet run needs it for every host and task.
+    ``module_path`` may be a batch's ``{module name: path}``."""
     try:
         path = os.path.join(cache_dir, _cache_key(collection_root, module_path) + ".zz")
         with open(path, "rb") as handle:
             return handle.read()
     except OSError:
         pass
-    with open(module_path) as handle:
-        code = code_archive(collection_root, handle.read())
+    sources = {}
+    for name, module_file in _module_paths(module_path):
+        with open(module_file) as handle:
+            sources[name] = handle.read()
+    code = code_archive(collection_root, sources if isinstance(module_path, dict) else sources[None])
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir)
@@ -266,8 +288,12 @@ def cached_code_archive(collection_root, module_path, cache_dir):
     return code
 
 
-def build_payload(collection_root, module_source, params, check_mode, diff, code=None, code_cache=None):
+def build_payload(collection_root, module_source, params, check_mode, diff, code=None, code_cache=None, steps=None):
     """What the bootstrap reads on stdin (binary): the arguments, then the code archive.
+
+    With ``steps`` (a list of ``{"name", "module", "params"}``, ``params`` unused) the device
+    runs those modules one after the other in its one process (lean_runtime.run_steps) and
+    answers ``{"steps": [result, ...]}``; the archive is then a batch's (:func:`code_archive`).
 
     With ``code_cache`` (``{"dir": ..., "sha256": <digest of the archive>}``) the device keeps
     the archive in that directory, on tmpfs only (RAM: the newest 64 archives, ``keep``),
@@ -277,7 +303,11 @@ def build_payload(collection_root, module_source, params, check_mode, diff, code
     """
     if code is None:
         code = code_archive(collection_root, module_source)
-    fields = {"params": params, "check_mode": bool(check_mode), "diff": bool(diff)}
+    fields = {"check_mode": bool(check_mode), "diff": bool(diff)}
+    if steps is None:
+        fields["params"] = params
+    else:
+        fields["steps"] = steps
     if code_cache:
         fields["code_cache"] = code_cache
     args = json.dumps(fields).encode("utf-8")

@@ -74,28 +74,28 @@ class LeanModuleAction(ActionBase):
             return self._execute_module(module_name="edgewarden.hardening." + short, module_args=module_args,
                                         task_vars=task_vars)
 
-        code = importlib.import_module(MODULES_PACKAGE + short)
-        spec = getattr(code, "ARGUMENT_SPEC")
-        constraints = dict((k, getattr(code, k.upper())) for k in CONSTRAINTS if hasattr(code, k.upper()))
-        validated = ArgumentSpecValidator(spec, **constraints).validate(module_args)
+        code, validated = validate_module_args(short, module_args)
         if validated.error_messages:
             # bad input never reaches the device
-            return dict(failed=True, msg="Invalid arguments for %s: %s" % (module, "; ".join(validated.error_messages)))
+            return dict(failed=True, refused_on_controller=True,
+                        msg="Invalid arguments for %s: %s" % (module, "; ".join(validated.error_messages)))
 
-        root = code.__file__[:code.__file__.index("/plugins/modules/")]
+        root = collection_root(code)
         archive = _lean.cached_code_archive(root, code.__file__, self._lean_cache_dir())
         res = self._execute_lean(task_vars, interpreter, root, archive, validated.validated_parameters)
         data = _lean.parse_result(res.get("stdout", ""))
         if data is None:
-            return dict(failed=True, msg="edgewarden lean transport: no module result (rc=%s)" % res.get("rc"),
-                        module_stdout=res.get("stdout", ""), module_stderr=res.get("stderr", ""), rc=res.get("rc"))
+            return no_result(res)
         data = remove_values(data, validated._no_log_values)
+        self._show_warnings(task_vars, data)
+        return data
+
+    def _show_warnings(self, task_vars, data):
         # one line per host and warning: in a fleet run the host is what says where to look
         for warning in data.pop("warnings", []):
             self._display.warning("%s: %s" % (task_vars.get("inventory_hostname", "?"), warning))
-        return data
 
-    def _execute_lean(self, task_vars, interpreter, root, archive, params):
+    def _execute_lean(self, task_vars, interpreter, root, archive, params, steps=None):
         """One run of the bootstrap. The code travels once per device and boot: after the
         device said it kept a copy (in tmpfs, ``edgewarden_lean_device_cache``), later calls
         send only its digest; a device that lost or altered its copy says so, and the call
@@ -107,7 +107,7 @@ class LeanModuleAction(ActionBase):
         send_code = marker is None or not os.path.exists(marker)
         while True:
             payload = _lean.build_payload(root, None, params, self._play_context.check_mode, self._play_context.diff,
-                                          code=archive if send_code else b"", code_cache=cache)
+                                          code=archive if send_code else b"", code_cache=cache, steps=steps)
             res = self._low_level_execute_command(cmd, sudoable=True, in_data=payload)
             answer = _lean.code_cache_answer(res.get("stdout", ""))
             if answer == _lean.CODE_MISS and not send_code:
@@ -124,6 +124,24 @@ class LeanModuleAction(ActionBase):
                                self._play_context.port)
         return os.path.join(self._lean_cache_dir(), "sent", hashlib.sha256(host.encode("utf-8")).hexdigest()[:32],
                             digest)
+
+
+def validate_module_args(short, module_args):
+    """(the module's Python module, ansible-core's validation result) for ``module_args``:
+    checked and completed with defaults against the module's own ARGUMENT_SPEC."""
+    code = importlib.import_module(MODULES_PACKAGE + short)
+    constraints = dict((k, getattr(code, k.upper())) for k in CONSTRAINTS if hasattr(code, k.upper()))
+    return code, ArgumentSpecValidator(getattr(code, "ARGUMENT_SPEC"), **constraints).validate(module_args)
+
+
+def no_result(res):
+    """A bootstrap run that printed no JSON result: fail, showing what came back."""
+    return dict(failed=True, msg="edgewarden lean transport: no module result (rc=%s)" % res.get("rc"),
+                module_stdout=res.get("stdout", ""), module_stderr=res.get("stderr", ""), rc=res.get("rc"))
+
+
+def collection_root(code):
+    return code.__file__[:code.__file__.index("/plugins/modules/")]
 
 
 def _remember(marker):

@@ -26,7 +26,7 @@ testinfra_hosts = ["ansible://kernel1"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOK = os.path.join(SCENARIO, "reboot_converge.yml")
 LOGS = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"), "reboot")
-SYSCTL_TASK = "TASK [edgewarden.hardening.kernel : Kernel | Apply and persist sysctl settings]"
+SYSCTL_TASK = "TASK [edgewarden.hardening.kernel : Kernel | Apply and persist sysctl settings, audit the kernel build configuration]"
 # Changes against the camera state converge.yml left, kernel-wide and per namespace;
 # None stops managing a key, so it must leave the persisted file.
 CHANGES = {

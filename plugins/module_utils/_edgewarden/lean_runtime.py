@@ -18,10 +18,13 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 import zlib
 
 # set by the transport's bootstrap before the module runs
 PAYLOAD_ARGS = {}
+# a list while run_steps runs a step: the step's result goes there instead of to stdout
+_step_results = None
 # a result longer than this travels compressed; plugins/plugin_utils/_lean.py reads both
 COMPRESS_ABOVE = 2048
 RESULT_PREFIX = "EWZ1 "
@@ -80,12 +83,10 @@ class AnsibleModule(object):
     def _finish(self, result, rc):
         if self._warnings:
             result["warnings"] = list(result.get("warnings", [])) + self._warnings
-        text = json.dumps(result, default=str)
-        if len(text) > COMPRESS_ABOVE:
-            # records and diffs are repetitive JSON: a fifth of the bytes on a slow link
-            text = RESULT_PREFIX + base64.b64encode(zlib.compress(text.encode("utf-8"), 6)).decode("ascii")
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        if _step_results is not None:
+            _step_results.append(result)
+        else:
+            _write_result(result)
         sys.exit(rc)
 
     def exit_json(self, **result):
@@ -96,3 +97,41 @@ class AnsibleModule(object):
         result["failed"] = True
         result["msg"] = msg if msg is not None else "module failed"
         self._finish(result, 1)
+
+
+def _write_result(result):
+    text = json.dumps(result, default=str)
+    if len(text) > COMPRESS_ABOVE:
+        # records and diffs are repetitive JSON: a fifth of the bytes on a slow link
+        text = RESULT_PREFIX + base64.b64encode(zlib.compress(text.encode("utf-8"), 6)).decode("ascii")
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run_steps(payload, read_module):
+    """Run several modules in this one process, in order (the batch action's payload):
+    ``payload["steps"]`` is a list of ``{"name", "module", "params"}``; ``read_module(module)``
+    returns a module's source. Stops at the first step that fails: later steps may rely on
+    it (listeners are read after services are stopped). Writes one result,
+    ``{"steps": [result, ...]}``, in the order run."""
+    global PAYLOAD_ARGS, _step_results
+    results = []
+    for step in payload["steps"]:
+        PAYLOAD_ARGS = {"params": step["params"], "check_mode": payload.get("check_mode"),
+                        "diff": payload.get("diff")}
+        _step_results = []
+        try:
+            source = read_module(step["module"])
+            exec(compile(source, step["module"] + ".py", "exec"), {"__name__": "__main__"})
+        except SystemExit:
+            pass
+        except Exception:  # a bug in one module must still come back as that step's failure
+            _step_results.append({"failed": True, "msg": "%s raised %s" % (step["module"], sys.exc_info()[1]),
+                                  "exception": traceback.format_exc()})
+        result = _step_results[0] if _step_results else {
+            "failed": True, "msg": "%s ended without a result" % step["module"]}
+        _step_results = None
+        results.append(result)
+        if result.get("failed"):
+            break
+    _write_result({"steps": results})
