@@ -15,8 +15,25 @@ from ansible.errors import AnsibleFilterError
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# what validation never reads: the task templates the whole spec for every host, and the
+# defaults (sysctl tables, KSPP recommendations) and descriptions are most of its size
+NOT_FOR_VALIDATION = ("description", "version_added", "default")
+
+
+def for_validation(options):
+    """Option specs without NOT_FOR_VALIDATION, suboptions included."""
+    slim = {}
+    for name, spec in options.items():
+        spec = dict((k, v) for k, v in (spec or {}).items() if k not in NOT_FOR_VALIDATION)
+        if isinstance(spec.get("options"), dict):
+            spec["options"] = for_validation(spec["options"])
+        slim[name] = spec
+    return slim
+
+
 def role_argument_options(roles, roles_dir, entry_point="main"):
-    """The ``options`` of ``entry_point`` of each role under ``roles_dir``, merged in order."""
+    """The ``options`` of ``entry_point`` of each role under ``roles_dir``, merged in order,
+    without what validation does not read (descriptions, defaults)."""
     merged = {}
     for name in roles:
         path = os.path.join(roles_dir, name, "meta", "argument_specs.yml")
@@ -29,7 +46,7 @@ def role_argument_options(roles, roles_dir, entry_point="main"):
         entry = (spec.get("argument_specs") or {}).get(entry_point)
         if entry is None:
             raise AnsibleFilterError("role_argument_options: role %s has no entry point %r in %s" % (name, entry_point, path))
-        merged.update(entry.get("options") or {})
+        merged.update(for_validation(entry.get("options") or {}))
     return merged
 
 

@@ -26,6 +26,7 @@ MAX_DIFF_CHARS = 20000
 CONTROLLER_ACTIONS = frozenset((
     "debug", "assert", "set_fact", "fail", "meta", "include_tasks", "import_tasks", "include_role",
     "import_role", "include_vars", "add_host", "group_by", "set_stats", "pause", "validate_argument_spec",
+    "validate_role_inputs",
 ))
 
 

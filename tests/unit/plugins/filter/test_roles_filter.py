@@ -28,6 +28,17 @@ def test_merges_the_options_of_each_role_in_order(tmp_path):
     assert role_argument_options(["b"], str(tmp_path), "other") == {"b_y": {"type": "str"}}
 
 
+def test_only_what_validation_reads_is_kept(tmp_path):
+    write_spec(tmp_path, "a", "argument_specs:\n  main:\n    options:\n"
+                              "      a_x:\n        type: list\n        elements: dict\n        default: [{k: 1}]\n"
+                              "        description: [Long text.]\n        version_added: 0.1.0\n"
+                              "        options:\n          k: {type: int, required: true, description: Key., default: 2}\n"
+                              "      a_y: {type: str, choices: [x, y], no_log: true, description: Y.}\n")
+    assert role_argument_options(["a"], str(tmp_path)) == {
+        "a_x": {"type": "list", "elements": "dict", "options": {"k": {"type": "int", "required": True}}},
+        "a_y": {"type": "str", "choices": ["x", "y"], "no_log": True}}
+
+
 def test_the_baseline_roles_specs_merge_without_clashes():
     names = ["kernel", "surface", "mac", "firewall", "ssh"]
     merged = role_argument_options(names, ROLES)
