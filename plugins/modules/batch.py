@@ -66,7 +66,10 @@ options:
             names the tag of one or more steps of this batch, only those steps (and the steps without
             a tag) run. When C(--tags) names none of them (for example a role's or the baseline's tag),
             every enabled step runs.
-          - The task must carry every step's tag, so that C(--tags) with one of them selects it.
+          - The task must carry every step's tag, so that C(--tags) with one of them selects it, less those
+            C(--skip-tags) names (C(ansible_skip_tags)), or skipping one step's tag would skip the whole task.
+            The kernel and surface roles template their batch task's tags that way. A comma-separated
+            string is split by Ansible before templating, so the list comes from a variable.
         type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""--tags and --skip-tags select the kernel role's features, which are steps of one batch
+task: the task must run when one feature is selected, and run only the selected steps;
+skipping one feature must skip its step, not the whole task."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("selection, sysctl, kconfig", [
+    (["--tags", "kernel_kconfig"], "skipped", "ran"),
+    (["--tags", "kernel_sysctl"], "ran", "skipped"),
+    (["--skip-tags", "kernel_sysctl"], "skipped", "ran"),
+    (["--tags", "kernel_sysctl,kernel_kconfig"], "ran", "ran"),
+])
+def test_features_follow_tags(selection, sysctl, kconfig):
+    run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--check"] + selection
+                         + ["-e", json.dumps({"expect_sysctl": sysctl, "expect_kconfig": kconfig}),
+                            os.path.join(SCENARIO, "tags_check.yml")],
+                         capture_output=True, text=True, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    # tags_check.yml asserts on the task's result: it fails if the task was filtered out
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
