@@ -7,7 +7,8 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
     # The roles' own input checks, refused by the action plugin before the device is
-    # contacted: one task instead of an assert task plus the module call.
+    # contacted: one task instead of an assert task plus the module call. The argument
+    # spec to match: module_utils/_edgewarden/input_check.py.
     DOCUMENTATION = r"""
 options:
   input_problems:

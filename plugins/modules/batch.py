@@ -148,6 +148,7 @@ refused_on_controller:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.input_check import INPUT_CHECK_SPEC
 
 STEP_OPTIONS = dict(
     name=dict(type="str", required=True),
@@ -158,9 +159,8 @@ STEP_OPTIONS = dict(
 )
 
 ARGUMENT_SPEC = dict(
+    INPUT_CHECK_SPEC,  # read by the action plugin, never sent
     steps=dict(type="list", elements="dict", required=True, options=STEP_OPTIONS),
-    input_problems=dict(type="list", elements="str", default=[]),
-    input_owner=dict(type="str"),
 )
 
 

@@ -274,14 +274,13 @@ nft:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.input_check import INPUT_CHECK_SPEC
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import commit_confirm as cc
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import nft as nftlib
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES, record
 
 ARGUMENT_SPEC = dict(
-    # read by the action plugin (plugins/doc_fragments/input_check.py), never sent
-    input_problems=dict(type="list", elements="str", default=[]),
-    input_owner=dict(type="str"),
+    INPUT_CHECK_SPEC,  # read by the action plugin, never sent
     fail_on_unsupported=dict(type="bool", default=False),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     ruleset=dict(type="str"),

@@ -240,14 +240,13 @@ diff:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.input_check import INPUT_CHECK_SPEC
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import commit_confirm as cc
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import sshd as sshdlib
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import STATUSES
 
 ARGUMENT_SPEC = dict(
-    # read by the action plugin (plugins/doc_fragments/input_check.py), never sent
-    input_problems=dict(type="list", elements="str", default=[]),
-    input_owner=dict(type="str"),
+    INPUT_CHECK_SPEC,  # read by the action plugin, never sent
     flavor=dict(type="str", default="auto", choices=["auto", "openssh", "dropbear"]),
     path=dict(type="path", default="/etc/ssh/sshd_config"),
     settings=dict(type="dict", default={}),

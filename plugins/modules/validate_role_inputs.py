@@ -91,13 +91,13 @@ refused_on_controller:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.input_check import INPUT_CHECK_SPEC
 
 ARGUMENT_SPEC = dict(
+    INPUT_CHECK_SPEC,  # read by the action plugin, never sent
     roles=dict(type="list", elements="str", required=True),
     roles_dir=dict(type="path", required=True),
     exclude=dict(type="list", elements="str", default=[]),
-    input_problems=dict(type="list", elements="str", default=[]),
-    input_owner=dict(type="str"),
 )
 
 
