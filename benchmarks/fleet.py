@@ -8,6 +8,10 @@ touches the main lab), then measures:
 - ping floor: wall time of ``ansible -m ping`` over the fleet through the bastion;
 - converge: wall time of a real run of the benchmark playbook on fresh hosts;
 - drift: wall time of a ``--check --diff`` run on the now compliant fleet;
+- posture read: wall time of ``ansible -m edgewarden.hardening.device_facts`` over the fleet
+  (the audit playbook's one device call, which the benchmark playbook ran before the baseline
+  until 2026-11-27 evening; the shipped site and drift playbooks do not run it), its second run
+  (the devices keep the code from the first); drift_s + posture_s is that older measure;
 - module executions (round trips) per host, from the drift_report callback's counts;
 - bytes over the wire per host: the byte counters of each device's link on the bastion side
   (the veth in the bastion's namespace), read before and after each run;
@@ -126,6 +130,9 @@ def measure(size, playbook, forks):
         after_converge = link_bytes(size)
         drift = timed(["ansible-playbook", "-f", forks, "--check", "--diff", playbook], cb)
         after_drift = link_bytes(size)
+        posture_cmd = ["ansible", "devices", "-f", forks, "-m", "edgewarden.hardening.device_facts"]
+        run(posture_cmd, env)
+        posture = timed(posture_cmd, env)
         with open(os.path.join(report_dir, "drift.json")) as handle:
             report = json.load(handle)
         # peak RSS from one more drift run, every module execution through the RSS-logging
@@ -141,7 +148,8 @@ def measure(size, playbook, forks):
     return {
         "hosts": size, "forks": int(forks),
         "ping_s": round(ping, 2), "converge_s": round(converge, 2), "drift_s": round(drift, 2),
-        "drift_vs_ping": round(drift / ping, 2),
+        "drift_vs_ping": round(drift / ping, 2), "posture_s": round(posture, 2),
+        "drift_and_posture_vs_ping": round((drift + posture) / ping, 2),
         "round_trips_per_host": max(round_trips) if round_trips else None,
         "drift_bytes_per_host": int(sum(drift_bytes.values()) / float(size)),
         "converge_bytes_per_host": int(sum(delta(before, after_converge).values()) / float(size)),
@@ -151,7 +159,8 @@ def measure(size, playbook, forks):
 
 
 def table(rows):
-    cols = ["hosts", "forks", "ping_s", "converge_s", "drift_s", "drift_vs_ping", "round_trips_per_host",
+    cols = ["hosts", "forks", "ping_s", "converge_s", "drift_s", "drift_vs_ping", "posture_s",
+            "drift_and_posture_vs_ping", "round_trips_per_host",
             "drift_bytes_per_host", "converge_bytes_per_host", "peak_rss_kib", "drift_found"]
     widths = [max(len(c), max(len(str(r[c])) for r in rows)) for c in cols]
     lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
@@ -168,7 +177,8 @@ def verdicts(rows):
             ("<= 40 MB peak RSS", r["peak_rss_kib"] is not None and r["peak_rss_kib"] <= TARGETS["rss_kib"]),
             ("compliant fleet shows no drift", r["drift_found"] == 0),
         ]
-        out.append("%3d hosts: " % r["hosts"] + ", ".join("%s %s" % (name, "ok" if ok else "MISSED") for name, ok in checks))
+        out.append("%3d hosts: " % r["hosts"] + ", ".join("%s %s" % (name, "ok" if ok else "MISSED") for name, ok in checks)
+                   + " (drift plus a posture read: %.2fx ping)" % r["drift_and_posture_vs_ping"])
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         # linear growth: the drift run's time per host does not rise with the fleet

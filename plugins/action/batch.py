@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import importlib
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 from ansible_collections.edgewarden.hardening.plugins.modules import batch as batch_module
-from ansible_collections.edgewarden.hardening.plugins.plugin_utils import _batch, _lean
+from ansible_collections.edgewarden.hardening.plugins.plugin_utils import _argspec, _batch, _lean
 from ansible_collections.edgewarden.hardening.plugins.plugin_utils._lean_action import (
-    LeanModuleAction, collection_root, no_result, validate_module_args)
+    COLLECTION_ROOT, LeanModuleAction, no_result, validate_module_args)
 
 FQCN_PREFIX = "edgewarden.hardening."
 ACTIONS_PACKAGE = "ansible_collections.edgewarden.hardening.plugins.action."
@@ -46,7 +45,7 @@ class ActionModule(LeanModuleAction):
         return result
 
     def _run_batch(self, task_vars):
-        own = ArgumentSpecValidator(batch_module.ARGUMENT_SPEC).validate(self._task.args)
+        own = _argspec.validate(batch_module.ARGUMENT_SPEC, self._task.args)
         if own.error_messages:
             return refused("Invalid arguments for edgewarden.hardening.batch: %s" % "; ".join(own.error_messages))
         params = own.validated_parameters
@@ -65,11 +64,11 @@ class ActionModule(LeanModuleAction):
             if "." in short or not plain_lean_module(short):
                 return refused("batch step %s: %s is not an edgewarden module that can run in a batch"
                                % (step["name"], step["module"]))
-            code, validated = validate_module_args(short, step["args"])
+            module_path, validated = validate_module_args(short, step["args"], self._lean_cache_dir())
             if validated.error_messages:
                 return refused("Invalid arguments for batch step %s (%s): %s"
                                % (step["name"], short, "; ".join(validated.error_messages)))
-            to_run.append((step, short, code, validated))
+            to_run.append((step, short, module_path, validated))
         if not to_run:
             return _batch.combine(plan, [])
 
@@ -81,18 +80,17 @@ class ActionModule(LeanModuleAction):
         if isinstance(results, dict):
             return results  # no result from the device at all
         results = [remove_values(step_result, validated._no_log_values)
-                   for (_step, _short, _code, validated), step_result in zip(to_run, results)]
-        for (step, _short, _code, _validated), step_result in zip(to_run, results):
+                   for (_step, _short, _path, validated), step_result in zip(to_run, results)]
+        for (step, _short, _path, _validated), step_result in zip(to_run, results):
             self._show_warnings(task_vars, step_result, step["name"])
         return _batch.combine(plan, results)
 
     def _run_lean(self, task_vars, interpreter, to_run):
-        root = collection_root(to_run[0][2])
-        archive = _lean.cached_code_archive(root, dict((short, code.__file__) for _s, short, code, _v in to_run),
+        archive = _lean.cached_code_archive(COLLECTION_ROOT, dict((short, path) for _s, short, path, _v in to_run),
                                             self._lean_cache_dir())
         steps = [{"name": step["name"], "module": short, "params": validated.validated_parameters}
-                 for step, short, _code, validated in to_run]
-        res = self._execute_lean(task_vars, interpreter, root, archive, None, steps=steps)
+                 for step, short, _path, validated in to_run]
+        res = self._execute_lean(task_vars, interpreter, COLLECTION_ROOT, archive, None, steps=steps)
         data = _lean.parse_result(res.get("stdout", ""))
         if data is None or not isinstance(data.get("steps"), list):
             return no_result(res)
@@ -102,7 +100,7 @@ class ActionModule(LeanModuleAction):
         """Without the lean transport: one ordinary module call per step, still stopping at
         the first failure."""
         results = []
-        for step, short, _code, _validated in to_run:
+        for step, short, _path, _validated in to_run:
             results.append(self._execute_module(module_name=FQCN_PREFIX + short, module_args=step["args"],
                                                 task_vars=task_vars))
             if results[-1].get("failed"):

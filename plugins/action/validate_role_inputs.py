@@ -12,10 +12,10 @@ from the roles' files in Python; only the role variables themselves are template
 
 from __future__ import annotations
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible_collections.edgewarden.hardening.plugins.filter.roles import role_argument_options
 from ansible_collections.edgewarden.hardening.plugins.modules import validate_role_inputs as own_module
+from ansible_collections.edgewarden.hardening.plugins.plugin_utils import _argspec
 from ansible_collections.edgewarden.hardening.plugins.plugin_utils._batch import problems_message
 
 
@@ -27,7 +27,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        own = ArgumentSpecValidator(own_module.ARGUMENT_SPEC).validate(self._task.args)
+        own = _argspec.validate(own_module.ARGUMENT_SPEC, self._task.args)
         if own.error_messages:
             result.update(failed=True, msg="Invalid arguments for edgewarden.hardening.validate_role_inputs: %s"
                           % "; ".join(own.error_messages))
@@ -38,7 +38,7 @@ class ActionModule(ActionBase):
         spec = dict((name, option) for name, option in role_argument_options(params["roles"], params["roles_dir"]).items()
                     if name not in params["exclude"])
         values = self._templar.template(dict((name, task_vars[name]) for name in spec if name in task_vars))
-        validated = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)
+        validated = _argspec.validate(spec, values, validate_role_argument_spec=True)
         problems.extend(validated.error_messages)
         if problems:
             result.update(failed=True, refused_on_controller=True, msg=problems_message(owner, problems),

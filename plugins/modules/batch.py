@@ -130,14 +130,15 @@ EXAMPLES = r"""
 RETURN = r"""
 steps:
   description:
-    - Every step's result by name, as its module returns it alone. A step that did not run has
+    - Every step's result by name, as its module returns it alone, less its change records and
+      diff (in RV(records) and the task's diff, once). A step that did not run has
       C(skipped=true) and C(skip_reason), one of C(disabled), C(not selected by --tags/--skip-tags)
       or C(not run, step NAME failed).
   returned: always
   type: dict
-  sample: {services: {changed: false, records: []}, listeners: {skipped: true, skip_reason: disabled}}
+  sample: {services: {changed: false, init: systemd}, listeners: {skipped: true, skip_reason: disabled}}
 records:
-  description: The change records of all steps that ran, in step order.
+  description: The change records of all steps that ran, in step order (each record's C(id) names its kind).
   returned: always
   type: list
   elements: dict

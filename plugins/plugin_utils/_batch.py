@@ -54,13 +54,19 @@ def problems_message(owner, problems):
                      + ["- %s" % problem for problem in problems])
 
 
+# what a step's result gives to the task's result instead of keeping it
+SHARED_KEYS = ("records", "diff")
+
+
 def combine(plan, results):
     """One task result from the steps' results.
 
     ``plan`` is :func:`select_steps`' list; ``results`` the results of the steps that ran, in
     order (shorter than the steps to run when one failed: the ones after it did not run).
-    ``steps`` holds every step's result by name; ``records`` and ``diff`` are the steps'
-    own, in order; ``ansible_facts`` merged; a failed step fails the task, named."""
+    ``steps`` holds every step's result by name, less its ``records`` and ``diff``: those are
+    the task's, all steps' in order (not twice: a registered result is copied and handed
+    around for every host, and records are most of it); ``ansible_facts`` merged; a failed
+    step fails the task, named."""
     combined = {"changed": False, "steps": {}, "records": []}
     diffs, facts = [], {}
     pending = list(results)
@@ -74,7 +80,7 @@ def combine(plan, results):
             combined["steps"][name] = {"skipped": True, "skip_reason": "not run, step %s failed" % failed}
             continue
         result = pending.pop(0) if pending else {"failed": True, "msg": "the device sent no result for this step"}
-        combined["steps"][name] = result
+        combined["steps"][name] = dict((key, value) for key, value in result.items() if key not in SHARED_KEYS)
         combined["changed"] = combined["changed"] or bool(result.get("changed"))
         if isinstance(result.get("records"), list):
             combined["records"].extend(result["records"])

@@ -12,8 +12,9 @@ input fails before the device is contacted), zips the module, the helpers it imp
 (followed through their imports) and lean_runtime.py as ``ansible.module_utils.basic``, and
 pipes the zip to a short bootstrap on the device that imports from memory. The one thing
 it may write is a copy of that zip in a tmpfs directory (``/run/edgewarden-lean`` by default,
-see :func:`build_payload`), so later calls send its digest instead of the code; nothing
-reaches the device's flash.
+see :func:`build_payload`), so later calls send its digest instead of the code, and beside it
+the code compiled by the device's Python (``<sha256>.<magic>.pyc``: marshal data after its
+own SHA-256), so later calls do not compile it again; nothing reaches the device's flash.
 
 On a slow link every byte counts, both ways: the sources travel without comments and
 docstrings (blanked, so line numbers in a device-side traceback still match the checkout),
@@ -51,8 +52,9 @@ size = struct.unpack('>I', data[:4])[0]
 args = json.loads(data[4:4 + size].decode('utf-8'))
 code = data[4 + size:]
 cache = args.pop('code_cache', None)
+kept = None
 if cache:
-    import hashlib, os
+    import hashlib, marshal, os
     path = os.path.join(cache['dir'], cache['sha256'] + '.zz')
     if not code:
         try:
@@ -63,6 +65,7 @@ if cache:
         if hashlib.sha256(code).hexdigest() != cache['sha256']:
             sys.stdout.write('EWMISS\n')
             sys.exit(0)
+        kept = path
     else:
         mounts = []
         try:
@@ -80,14 +83,45 @@ if cache:
                 with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'wb') as f:
                     f.write(code)
                 os.rename(tmp, path)
+                kept = path
                 sys.stdout.write('EWCACHED\n')
-                kept = sorted((os.path.getmtime(os.path.join(cache['dir'], n)), n) for n in os.listdir(cache['dir']))
-                for _mtime, name in kept[:-cache.get('keep', 64)]:
-                    os.unlink(os.path.join(cache['dir'], name))
+                old = sorted((os.path.getmtime(os.path.join(cache['dir'], n)), n.split('.')[0])
+                             for n in os.listdir(cache['dir']) if n.endswith('.zz'))
+                for _mtime, stem in old[:-cache.get('keep', 64)]:
+                    for name in os.listdir(cache['dir']):
+                        if name.split('.')[0] == stem:
+                            os.unlink(os.path.join(cache['dir'], name))
             except (IOError, OSError):
                 pass
 z = zipfile.ZipFile(io.BytesIO(zlib.decompress(code)))
 names = set(z.namelist())
+codes, fresh = {}, []
+if kept:
+    kept = '%s.%s.pyc' % (kept[:-3], importlib.util.MAGIC_NUMBER.hex())
+    try:
+        with open(kept, 'rb') as f:
+            blob = f.read()
+        if hashlib.sha256(blob[32:]).digest() == blob[:32]:
+            codes = marshal.loads(blob[32:])
+    except Exception:
+        codes = {}
+def compiled(name):
+    if name not in codes:
+        codes[name] = compile(z.read(name), name, 'exec')
+        fresh.append(name)
+    return codes[name]
+def keep_compiled():
+    if kept and fresh:
+        try:
+            blob = marshal.dumps(codes)
+            tmp = '%s.%d' % (kept, os.getpid())
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'wb') as f:
+                f.write(hashlib.sha256(blob).digest() + blob)
+            os.rename(tmp, kept)
+        except Exception:
+            pass
+import atexit
+atexit.register(keep_compiled)
 class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
         base = fullname.replace('.', '/')
@@ -103,15 +137,18 @@ class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         name = base + '/__init__.py' if base + '/__init__.py' in names else base + '.py'
         if name.endswith('/__init__.py'):
             module.__path__ = []
-        exec(compile(z.read(name), name, 'exec'), module.__dict__)
+        exec(compiled(name), module.__dict__)
 sys.meta_path.insert(0, Finder())
 import ansible.module_utils.basic as basic
 if 'steps' in args:
-    basic.run_steps(args, lambda name: z.read('__edgewarden_steps__/%s.py' % name))
+    basic.run_steps(args, lambda name: compiled('__edgewarden_steps__/%s.py' % name))
 else:
     basic.PAYLOAD_ARGS = args
-    exec(compile(z.read('__edgewarden_module__.py'), '__edgewarden_module__.py', 'exec'), {'__name__': '__main__'})
+    exec(compiled('__edgewarden_module__.py'), {'__name__': '__main__'})
 """
+# What goes on the command line of every call: the bootstrap, compressed (a third of its size).
+BOOTSTRAP_COMMAND = "import base64,zlib;exec(zlib.decompress(base64.b64decode('%s')))" % base64.b64encode(
+    zlib.compress(BOOTSTRAP.encode("utf-8"), 9)).decode("ascii")
 
 
 def _module_name_to_path(name):
@@ -251,7 +288,7 @@ def _module_paths(module_path):
     return sorted(module_path.items()) if isinstance(module_path, dict) else [(None, module_path)]
 
 
-def _cache_key(collection_root, module_path):
+def sources_key(collection_root, module_path):
     """Changes whenever the module(s) or any helper they could import change (stat only: cheap)."""
     helpers = os.path.join(collection_root, "plugins", "module_utils", "_edgewarden")
     digest = hashlib.sha256(CACHE_FORMAT.encode())
@@ -267,7 +304,7 @@ def cached_code_archive(collection_root, module_path, cache_dir):
     helper (about 0.1 s of controller CPU), and a fleet run needs it for every host and task.
     ``module_path`` may be a batch's ``{module name: path}``."""
     try:
-        path = os.path.join(cache_dir, _cache_key(collection_root, module_path) + ".zz")
+        path = os.path.join(cache_dir, sources_key(collection_root, module_path) + ".zz")
         with open(path, "rb") as handle:
             return handle.read()
     except OSError:

@@ -3,13 +3,14 @@
 task: the task must run when one feature is selected, and run only the selected steps;
 skipping one feature must skip its step, not the whole task."""
 
-import json
 import os
-import subprocess
+import sys
 
 import pytest
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(SCENARIO), "_shared"))
+from tag_runs import run_selected  # noqa: E402  (molecule/_shared)
 
 
 @pytest.mark.parametrize("selection, sysctl, kconfig", [
@@ -19,9 +20,7 @@ SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["--tags", "kernel_sysctl,kernel_kconfig"], "ran", "ran"),
 ])
 def test_features_follow_tags(selection, sysctl, kconfig):
-    run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--check"] + selection
-                         + ["-e", json.dumps({"expect_sysctl": sysctl, "expect_kconfig": kconfig}),
-                            os.path.join(SCENARIO, "tags_check.yml")],
-                         capture_output=True, text=True, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    run = run_selected(os.path.join(SCENARIO, "tags_check.yml"), selection,
+                       {"expect_sysctl": sysctl, "expect_kconfig": kconfig})
     # tags_check.yml asserts on the task's result: it fails if the task was filtered out
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -111,7 +111,7 @@ def _write_result(result):
 def run_steps(payload, read_module):
     """Run several modules in this one process, in order (the batch action's payload):
     ``payload["steps"]`` is a list of ``{"name", "module", "params"}``; ``read_module(module)``
-    returns a module's source. Stops at the first step that fails: later steps may rely on
+    returns a module's compiled code. Stops at the first step that fails: later steps may rely on
     it (listeners are read after services are stopped). Writes one result,
     ``{"steps": [result, ...]}``, in the order run."""
     global PAYLOAD_ARGS, _step_results
@@ -121,8 +121,7 @@ def run_steps(payload, read_module):
                         "diff": payload.get("diff")}
         _step_results = []
         try:
-            source = read_module(step["module"])
-            exec(compile(source, step["module"] + ".py", "exec"), {"__name__": "__main__"})
+            exec(read_module(step["module"]), {"__name__": "__main__"})
         except SystemExit:
             pass
         except Exception:  # a bug in one module must still come back as that step's failure

@@ -62,6 +62,9 @@ def test_combine_merges_records_diffs_and_facts_in_step_order():
     assert combined["ansible_facts"] == {"x": 1}
     assert combined["steps"]["c"] == {"skipped": True, "skip_reason": _batch.SKIP_DISABLED}
     assert list(combined["steps"]) == ["a", "b", "c"]
+    # each record and diff once: in the task's result, not again in the step's
+    assert combined["steps"]["a"] == {"changed": False, "ansible_facts": {"x": 1}}
+    assert combined["steps"]["b"] == {"changed": True}
 
 
 def test_combine_fails_naming_the_step_and_marks_the_rest_not_run():
@@ -101,7 +104,7 @@ def run_steps(python, steps, check_mode=True):
         with open(os.path.join(ROOT, "plugins", "modules", step["module"] + ".py")) as handle:
             sources[step["module"]] = handle.read()
     payload = _lean.build_payload(ROOT, sources, None, check_mode, True, steps=steps)
-    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP], input=payload, capture_output=True, check=False)
+    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP_COMMAND], input=payload, capture_output=True, check=False)
     return proc.returncode, _lean.parse_result(proc.stdout.decode()), proc.stderr.decode()
 
 

@@ -3,6 +3,7 @@
 
 import ast
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -61,14 +62,14 @@ def device_pythons():
 
 def run_payload(python, params, check_mode=True):
     payload = _lean.build_payload(ROOT, read("plugins/modules/device_facts.py"), params, check_mode, False)
-    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP], input=payload, capture_output=True, check=False)
+    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP_COMMAND], input=payload, capture_output=True, check=False)
     return proc.returncode, _lean.parse_result(proc.stdout.decode()), proc.stderr.decode()
 
 
 @pytest.mark.parametrize("python", device_pythons())
 def test_large_result_travels_compressed(python):
     payload = _lean.build_payload(ROOT, read("plugins/modules/device_facts.py"), {"gather": ["all"]}, True, False)
-    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP], input=payload, capture_output=True, check=False)
+    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP_COMMAND], input=payload, capture_output=True, check=False)
     out = proc.stdout.decode()
     assert proc.returncode == 0, proc.stderr.decode()
     assert out.strip().startswith(_lean.RESULT_PREFIX)
@@ -157,7 +158,7 @@ def test_code_archive_is_cached_until_a_source_changes(tmp_path):
 
 def run_cached(python, code, cache):
     payload = _lean.build_payload(ROOT, None, {"gather": ["aslr"]}, True, False, code=code, code_cache=cache)
-    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP], input=payload, capture_output=True, check=False)
+    proc = subprocess.run([python, "-c", _lean.BOOTSTRAP_COMMAND], input=payload, capture_output=True, check=False)
     out = proc.stdout.decode()
     return proc.returncode, _lean.code_cache_answer(out), _lean.parse_result(out), proc.stderr.decode()
 
@@ -186,12 +187,55 @@ def test_device_keeps_only_the_newest_copies(python, tmp_path):
     archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
     lean = tmp_path / "lean"
     lean.mkdir()
-    for age, name in enumerate(["old1.zz", "old2.zz", "old3.zz"]):
+    for age, name in enumerate(["old1.zz", "old1.abcd.pyc", "old2.zz", "old3.zz", "old3.abcd.pyc"]):
         (lean / name).write_bytes(b"x")
         os.utime(str(lean / name), (1000 + age, 1000 + age))
     cache = {"dir": str(lean), "sha256": _lean.archive_digest(archive), "any_fs": True, "keep": 2}
     assert run_cached(python, archive, cache)[1] == _lean.CODE_CACHED
-    assert sorted(p.name for p in lean.iterdir()) == sorted(["old3.zz", cache["sha256"] + ".zz"])
+    # archives are counted; an archive's compiled code goes with it
+    assert sorted(p.name for p in lean.iterdir()) == sorted(
+        ["old3.zz", "old3.abcd.pyc", cache["sha256"] + ".zz", compiled_name(python, cache)])
+
+
+def compiled_name(python, cache):
+    magic = subprocess.run([python, "-c", "import importlib.util; print(importlib.util.MAGIC_NUMBER.hex())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return "%s.%s.pyc" % (cache["sha256"], magic)
+
+
+@pytest.mark.parametrize("python", device_pythons())
+def test_device_keeps_the_compiled_code_beside_its_copy(python, tmp_path):
+    archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
+    cache = {"dir": str(tmp_path / "lean"), "sha256": _lean.archive_digest(archive), "any_fs": True}
+    assert run_cached(python, archive, cache)[:2] == (0, _lean.CODE_CACHED)
+    compiled = tmp_path / "lean" / compiled_name(python, cache)
+    blob = compiled.read_bytes()
+    assert hashlib.sha256(blob[32:]).digest() == blob[:32] and oct(compiled.stat().st_mode & 0o777) == "0o600"
+    # later runs take the compiled code: an entry point compiled from other source answers
+    names = compiled_names(python, blob[32:])
+    assert "__edgewarden_module__.py" in names and "ansible/module_utils/basic.py" in names
+    swapped = marshal_dump(python, "__edgewarden_module__.py", "print('{\"from_cache\": true}')")
+    compiled.write_bytes(hashlib.sha256(swapped).digest() + swapped)
+    assert run_cached(python, b"", cache)[2] == {"from_cache": True}
+    # a damaged file is not used: the code is compiled again and the file written anew
+    compiled.write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    rc, answer, result, err = run_cached(python, b"", cache)
+    assert rc == 0 and result["ansible_facts"]["edgewarden_device"]["aslr"], err
+    again = compiled.read_bytes()
+    assert hashlib.sha256(again[32:]).digest() == again[:32]
+
+
+def compiled_names(python, blob):
+    """The file names in a compiled-code file, read by ``python`` (marshal is version-specific)."""
+    return subprocess.run([python, "-c", "import marshal, sys; print(' '.join(marshal.loads(sys.stdin.buffer.read())))"],
+                          input=blob, capture_output=True, check=True).stdout.decode().split()
+
+
+def marshal_dump(python, name, source):
+    """A compiled-code file holding only ``name``, compiled from ``source`` by ``python``."""
+    script = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps({%r: compile(%r, %r, 'exec')}))" % (
+        name, source, name)
+    return subprocess.run([python, "-c", script], capture_output=True, check=True).stdout
 
 
 def disk_directory(candidates):
