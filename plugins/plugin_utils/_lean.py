@@ -47,6 +47,7 @@ RESULT_PREFIX = "EWZ1 "  # a compressed result line (lean_runtime.py writes it)
 BOOTSTRAP = r"""
 import io, json, struct, sys, zipfile, zlib
 import importlib.abc, importlib.util
+KEEP = 64  # archives kept on the device, each with its compiled files
 data = sys.stdin.buffer.read()
 size = struct.unpack('>I', data[:4])[0]
 args = json.loads(data[4:4 + size].decode('utf-8'))
@@ -75,7 +76,7 @@ if cache:
             pass
         where = max([m for m in mounts if (cache['dir'] + '/').startswith(m[0].rstrip('/') + '/')] or [['', '']],
                     key=lambda m: len(m[0]))
-        if cache.get('any_fs') or where[1] in ('tmpfs', 'ramfs'):
+        if where[1] in ('tmpfs', 'ramfs'):
             try:
                 if not os.path.isdir(cache['dir']):
                     os.mkdir(cache['dir'], 0o700)
@@ -87,7 +88,7 @@ if cache:
                 sys.stdout.write('EWCACHED\n')
                 old = sorted((os.path.getmtime(os.path.join(cache['dir'], n)), n.split('.')[0])
                              for n in os.listdir(cache['dir']) if n.endswith('.zz'))
-                for _mtime, stem in old[:-cache.get('keep', 64)]:
+                for _mtime, stem in old[:-KEEP]:
                     for name in os.listdir(cache['dir']):
                         if name.split('.')[0] == stem:
                             os.unlink(os.path.join(cache['dir'], name))
@@ -333,7 +334,7 @@ def build_payload(collection_root, module_source, params, check_mode, diff, code
     answers ``{"steps": [result, ...]}``; the archive is then a batch's (:func:`code_archive`).
 
     With ``code_cache`` (``{"dir": ..., "sha256": <digest of the archive>}``) the device keeps
-    the archive in that directory, on tmpfs only (RAM: the newest 64 archives, ``keep``),
+    the archive in that directory, on tmpfs only (RAM: the newest 64 archives),
     and answers ``EWCACHED``; a later call may
     then send ``code=b""`` and the digest alone. The device checks the digest of what it
     reads there before running it, and answers ``EWMISS`` when the copy is gone or altered.

@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -156,6 +157,23 @@ def test_code_archive_is_cached_until_a_source_changes(tmp_path):
     assert len(list(cache.iterdir())) == 2
 
 
+@pytest.fixture(name="tmpfs_path")
+def fixture_tmpfs_path():
+    """A fresh directory on tmpfs (the device keeps code only there, as in /run)."""
+    base = tmpfs_directory(["/dev/shm", "/run", tempfile.gettempdir()])
+    path = tempfile.mkdtemp(prefix="ew-test-lean-", dir=base)
+    yield pathlib.Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def tmpfs_directory(candidates):
+    for path in candidates:
+        fs = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, check=False).stdout
+        if fs.strip() in ("tmpfs", "ramfs") and os.access(path, os.W_OK):
+            return path
+    raise AssertionError("no writable tmpfs directory among %s" % (candidates,))
+
+
 def run_cached(python, code, cache):
     payload = _lean.build_payload(ROOT, None, {"gather": ["aslr"]}, True, False, code=code, code_cache=cache)
     proc = subprocess.run([python, "-c", _lean.BOOTSTRAP_COMMAND], input=payload, capture_output=True, check=False)
@@ -164,9 +182,10 @@ def run_cached(python, code, cache):
 
 
 @pytest.mark.parametrize("python", device_pythons())
-def test_device_keeps_the_code_then_runs_it_from_its_digest(python, tmp_path):
+def test_device_keeps_the_code_then_runs_it_from_its_digest(python, tmpfs_path):
+    tmp_path = tmpfs_path
     archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
-    cache = {"dir": str(tmp_path / "lean"), "sha256": _lean.archive_digest(archive), "any_fs": True}
+    cache = {"dir": str(tmp_path / "lean"), "sha256": _lean.archive_digest(archive)}
     rc, answer, result, err = run_cached(python, archive, cache)
     assert rc == 0 and answer == _lean.CODE_CACHED and "ansible_facts" in result, err
     kept = tmp_path / "lean" / (cache["sha256"] + ".zz")
@@ -183,18 +202,20 @@ def test_device_keeps_the_code_then_runs_it_from_its_digest(python, tmp_path):
 
 
 @pytest.mark.parametrize("python", device_pythons()[:1])
-def test_device_keeps_only_the_newest_copies(python, tmp_path):
+def test_device_keeps_only_the_newest_copies(python, tmpfs_path):
     archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
-    lean = tmp_path / "lean"
-    lean.mkdir()
-    for age, name in enumerate(["old1.zz", "old1.abcd.pyc", "old2.zz", "old3.zz", "old3.abcd.pyc"]):
-        (lean / name).write_bytes(b"x")
-        os.utime(str(lean / name), (1000 + age, 1000 + age))
-    cache = {"dir": str(lean), "sha256": _lean.archive_digest(archive), "any_fs": True, "keep": 2}
+    lean = tmpfs_path / "lean"
+    lean.mkdir(mode=0o700)
+    old = ["old%02d" % age for age in range(64)]  # the device keeps 64 archives
+    for age, stem in enumerate(old):
+        for name in [stem + ".zz"] + ([stem + ".abcd.pyc"] if stem in ("old00", "old63") else []):
+            (lean / name).write_bytes(b"x")
+            os.utime(str(lean / name), (1000 + age, 1000 + age))
+    cache = {"dir": str(lean), "sha256": _lean.archive_digest(archive)}
     assert run_cached(python, archive, cache)[1] == _lean.CODE_CACHED
-    # archives are counted; an archive's compiled code goes with it
+    # archives are counted; the oldest goes, with its compiled code
     assert sorted(p.name for p in lean.iterdir()) == sorted(
-        ["old3.zz", "old3.abcd.pyc", cache["sha256"] + ".zz", compiled_name(python, cache)])
+        [stem + ".zz" for stem in old[1:]] + ["old63.abcd.pyc", cache["sha256"] + ".zz", compiled_name(python, cache)])
 
 
 def compiled_name(python, cache):
@@ -204,9 +225,10 @@ def compiled_name(python, cache):
 
 
 @pytest.mark.parametrize("python", device_pythons())
-def test_device_keeps_the_compiled_code_beside_its_copy(python, tmp_path):
+def test_device_keeps_the_compiled_code_beside_its_copy(python, tmpfs_path):
+    tmp_path = tmpfs_path
     archive = _lean.code_archive(ROOT, read("plugins/modules/device_facts.py"))
-    cache = {"dir": str(tmp_path / "lean"), "sha256": _lean.archive_digest(archive), "any_fs": True}
+    cache = {"dir": str(tmp_path / "lean"), "sha256": _lean.archive_digest(archive)}
     assert run_cached(python, archive, cache)[:2] == (0, _lean.CODE_CACHED)
     compiled = tmp_path / "lean" / compiled_name(python, cache)
     blob = compiled.read_bytes()
