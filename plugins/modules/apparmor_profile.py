@@ -273,7 +273,7 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import apparmor
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import diff_from_records
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import exit_with_records
 
 ARGUMENT_SPEC = dict(
     profiles=dict(type="list", elements="dict", required=True, options=dict(
@@ -310,14 +310,7 @@ def main():
         log_reader=apparmor.make_log_reader(p["log_source"], runner, journalctl=module.get_bin_path("journalctl")),
         denials_limit=p["denials_limit"], clock=apparmor.make_clock(),
     )
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    file_diffs = result.pop("file_diffs", [])
-    if module._diff and result.get("records"):
-        result["diff"] = [diff_from_records(result["records"], header="apparmor_profile")] + file_diffs
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with_records(module, result, "apparmor_profile", extra_diffs=result.pop("file_diffs", []))
 
 
 if __name__ == "__main__":

@@ -182,7 +182,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import integrity
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import diff_from_records
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import exit_with_records
 
 ARGUMENT_SPEC = dict(
     require=dict(type="dict", default={}),
@@ -197,11 +197,7 @@ def main():
     p = module.params
     result = integrity.run(require=p["require"], lockdown=p["lockdown"], module_sig_enforce=p["module_sig_enforce"],
                            strict=p["strict"], check_mode=module.check_mode)
-    if module._diff and result.get("records"):
-        result["diff"] = diff_from_records(result["records"], header="boot_integrity")
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with_records(module, result, "boot_integrity")
 
 
 if __name__ == "__main__":

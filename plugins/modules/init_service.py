@@ -233,7 +233,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import services
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import diff_from_records
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import exit_with_records
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.initsys import classify_init, gather_init_evidence
 
 ARGUMENT_SPEC = dict(
@@ -262,12 +262,7 @@ def main():
         tools=tools, check_mode=module.check_mode, protect_connection=p["protect_connection"],
         required=p["required"], self_pid=os.getpid(),
     )
-    diffs = result.pop("diffs", [])
-    if module._diff and result.get("records"):
-        result["diff"] = [diff_from_records(result["records"], header="init_service")] + diffs
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with_records(module, result, "init_service", extra_diffs=result.pop("diffs", []))
 
 
 if __name__ == "__main__":

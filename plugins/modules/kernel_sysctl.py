@@ -236,7 +236,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import kconfig, sysctl
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import diff_from_records
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import exit_with_records
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.initsys import classify_init, gather_init_evidence
 
 ARGUMENT_SPEC = dict(
@@ -266,13 +266,7 @@ def main():
         persist=p["persist"], persist_path=persist_path, limits=p["limits"], builtin_limits=builtin,
         check_mode=module.check_mode,
     )
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff and result.get("records"):
-        result["diff"] = diff_from_records(result["records"], header="kernel_sysctl")
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with_records(module, result, "kernel_sysctl")
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import mounts
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import diff_from_records
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import exit_with_records
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.initsys import classify_init, gather_init_evidence
 
 ARGUMENT_SPEC = dict(
@@ -188,13 +188,7 @@ def main():
     init_name = classify_init(gather_init_evidence())["name"]
     result = mounts.run(p["mounts"], persist=p["persist"], strict=p["strict"], fstab_path=p["fstab_path"],
                         init_name=init_name, check_mode=module.check_mode, runner=runner)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff and result.get("records"):
-        result["diff"] = diff_from_records(result["records"], header="mount_options")
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with_records(module, result, "mount_options")
 
 
 if __name__ == "__main__":

@@ -200,7 +200,7 @@ errors:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import selinux
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import diff_from_records
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import exit_with_records
 
 ARGUMENT_SPEC = dict(
     mode=dict(type="str", choices=list(selinux.MODES)),
@@ -235,11 +235,7 @@ def main():
 
     result = selinux.run(mode=p["mode"], booleans=p["booleans"], fcontexts=p["fcontexts"], modules=p["modules"],
                          runner=runner, tools=tools, check_mode=module.check_mode)
-    if module._diff and result.get("records"):
-        result["diff"] = diff_from_records(result["records"], header="selinux_policy")
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with_records(module, result, "selinux_policy")
 
 
 if __name__ == "__main__":

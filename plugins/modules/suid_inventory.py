@@ -147,7 +147,7 @@ scan:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden import permscan
-from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import diff_from_records
+from ansible_collections.edgewarden.hardening.plugins.module_utils._edgewarden.changes import exit_with_records
 
 ARGUMENT_SPEC = dict(
     suid_paths=dict(type="list", elements="path", default=["/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/libexec", "/usr/local"]),
@@ -167,13 +167,7 @@ def main():
     p = module.params
     result = permscan.run(p["suid_paths"], p["world_writable_paths"], p["suid_allowlist"], p["world_writable_allowlist"],
                           p["remove_unlisted"], p["exclude"], p["xdev"], p["max_entries"], p["strict"], module.check_mode)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff and result.get("records"):
-        result["diff"] = diff_from_records(result["records"], header="suid_inventory")
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with_records(module, result, "suid_inventory")
 
 
 if __name__ == "__main__":

@@ -51,3 +51,17 @@ def diff_from_records(records, header="edgewarden"):
     before = "".join("%s [%s] = %s\n" % (r["id"], r["where"], _render(r["before"])) for r in changed)
     after = "".join("%s [%s] = %s\n" % (r["id"], r["where"], _render(r["after"])) for r in changed)
     return {"before_header": header, "after_header": header, "before": before, "after": after}
+
+
+def exit_with_records(module, result, header, extra_diffs=None):
+    """End a module the way every records-returning module does: the run's warnings as
+    Ansible warnings, under --diff the changed records (then ``extra_diffs``, such as whole
+    files) as the diff, and ``failed`` turned into fail_json. Does not return."""
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if module._diff and result.get("records"):
+        diff = diff_from_records(result["records"], header=header)
+        result["diff"] = diff if extra_diffs is None else [diff] + list(extra_diffs)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)

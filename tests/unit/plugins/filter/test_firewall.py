@@ -326,14 +326,6 @@ def _role(path):
         return yaml.safe_load(handle)
 
 
-def test_role_argument_specs_match_defaults():
-    defaults = _role("defaults/main.yml")
-    options = _role("meta/argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert sorted(options) == sorted(defaults)
-    for name, spec in options.items():
-        assert spec["default"] == defaults[name], name
-
-
 def test_role_model_covers_every_setting_of_the_filter():
     # one Jinja dict expression: its keys are the quoted names before a colon
     model_keys = set(re.findall(r"'(\w+)':", _role("vars/main.yml")["__firewall_model"]))

@@ -144,13 +144,3 @@ def test_denial_lines():
 def _role(path):
     with open(os.path.join(ROLE, path)) as handle:
         return yaml.safe_load(handle)
-
-
-def test_role_argument_specs_match_defaults():
-    defaults = _role("defaults/main.yml")
-    options = _role("meta/argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert sorted(options) == sorted(defaults)
-    for name, spec in options.items():
-        assert spec["default"] == defaults[name], name
-        if "choices" in spec and defaults[name] is not None:
-            assert defaults[name] in spec["choices"], name

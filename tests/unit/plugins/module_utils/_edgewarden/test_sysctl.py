@@ -810,14 +810,6 @@ def _role(path):
         return yaml.safe_load(handle)
 
 
-def test_role_argument_specs_match_defaults():
-    defaults = _role("defaults/main.yml")
-    options = _role("meta/argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert sorted(options) == sorted(defaults)
-    for name, spec in options.items():
-        assert spec["default"] == defaults[name], name
-
-
 def test_role_defaults_are_valid_module_input():
     defaults = _role("defaults/main.yml")
     settings = defaults["kernel_sysctl_defaults"]
