@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Every role's variables: each default declared in meta/argument_specs.yml with the same
-value, named after the role, and one of its choices. ansible-core checks a play's values
-against the spec but never the role's own defaults."""
+value, named after the role, and one of its choices. A spec's ``default`` is what
+ansible-doc shows; nothing in ansible-core keeps it equal to defaults/main.yml."""
 
 from __future__ import annotations
 
